@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: MIT
+# urt - one entry point for building, testing and running everything.
+#
+#   make            liburt (.a, .so, .pc) and the examples
+#   make demo       the main job: a program that shows urt at work
+#   make check      every test: liburt (plain, ASan, TSan), urt.ko in a VM
+#   make vm-check   urt.ko and its kselftests in a qemu VM
+#   make vm-shell   the same VM, interactive
+#   make bench      benchmarks (side by side with tokio and Go)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+#
+# Variables: SAN=address|thread builds a sanitized copy in build-$(SAN)/.
+# Every target first makes sure the Debian packages it needs are there
+# (scripts/deps.sh): as root it installs them, otherwise it says how.
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+DESTDIR ?=
+CC      ?= gcc
+SAN     ?=
+BUILD   ?= build$(if $(SAN),-$(SAN))
+ARCH    := $(shell uname -m)
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
+
+URT_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+	-fPIC -D_GNU_SOURCE -Iinclude -Ilib -pthread
+ifneq ($(SAN),)
+URT_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
+URT_LDFLAGS += -fsanitize=$(SAN)
+endif
+URT_CFLAGS += $(CFLAGS)
+URT_LDFLAGS += -pthread $(LDFLAGS)
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+LIB_ASM  := $(wildcard lib/arch/$(ARCH)/*.S)
+ifeq ($(LIB_ASM),)
+$(error urt: no context-switch code for $(ARCH) (lib/arch/$(ARCH)/); x86_64 is supported)
+endif
+LIB_OBJS := $(patsubst lib/%.c,$(BUILD)/lib/%.o,$(LIB_SRCS)) \
+	    $(patsubst lib/%.S,$(BUILD)/lib/%.o,$(LIB_ASM))
+
+TEST_SRCS := $(sort $(wildcard selftests/lib/*_test.c))
+TEST_BINS := $(patsubst selftests/lib/%.c,$(BUILD)/selftests/lib/%,$(TEST_SRCS))
+EXAMPLES  := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
+.PHONY: all lib deps deps-vm test-lib check check-asan check-tsan vm-check vm-shell \
+	demo bench install uninstall clean kselftest-headers
+.DEFAULT_GOAL := all
+
+all: deps lib $(EXAMPLES)
+lib: $(BUILD)/liburt.a $(BUILD)/liburt.so $(BUILD)/liburt.pc
+
+deps:
+	$(Q)scripts/deps.sh build
+
+$(BUILD)/lib/%.o: lib/%.c lib/internal.h include/urt.h | $(BUILD)/lib
+	@echo "  CC      $@"
+	$(Q)$(CC) $(URT_CFLAGS) -MMD -c -o $@ $<
+$(BUILD)/lib/%.o: lib/%.S | $(BUILD)/lib
+	@echo "  AS      $@"
+	$(Q)mkdir -p $(dir $@) && $(CC) $(URT_CFLAGS) -c -o $@ $<
+$(BUILD)/lib $(BUILD)/selftests/lib $(BUILD)/examples:
+	$(Q)mkdir -p $@
+
+$(BUILD)/liburt.a: $(LIB_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(BUILD)/liburt.so: $(LIB_OBJS) lib/liburt.map
+	@echo "  LD      $@"
+	$(Q)$(CC) -shared -Wl,-soname,liburt.so.0 -Wl,--version-script=lib/liburt.map \
+		-o $@ $(LIB_OBJS) $(URT_LDFLAGS)
+$(BUILD)/liburt.pc: lib/liburt.pc.in
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|0.1|' $< > $@
+
+# Tests and examples link the static library: one binary per file.
+KSFT_DIR = $(shell scripts/fetch-kselftest.sh)
+$(BUILD)/selftests/lib/%: selftests/lib/%.c $(BUILD)/liburt.a selftests/lib/util.h | $(BUILD)/selftests/lib
+	@echo "  CC      $@"
+	$(Q)$(CC) $(URT_CFLAGS) -Wno-sign-compare -I$(KSFT_DIR) -Iselftests/lib -o $@ $< $(BUILD)/liburt.a $(URT_LDFLAGS)
+$(BUILD)/examples/%: examples/%.c $(BUILD)/liburt.a | $(BUILD)/examples
+	@echo "  CC      $@"
+	$(Q)$(CC) $(URT_CFLAGS) -o $@ $< $(BUILD)/liburt.a $(URT_LDFLAGS)
+
+test-lib: deps lib $(TEST_BINS)
+	$(Q)scripts/run-tests.sh "liburt$(if $(SAN), ($(SAN)))" $(TEST_BINS)
+
+check-asan:
+	$(Q)$(MAKE) --no-print-directory SAN=address test-lib
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory SAN=thread test-lib
+
+# Every suite runs even when an earlier one fails; the summary decides.
+check:
+	$(Q)scripts/check.sh
+
+vm-check:
+	$(Q)selftests/vm/vm-check.sh
+vm-shell:
+	$(Q)selftests/vm/vm-shell.sh
+
+demo: all
+	$(Q)$(BUILD)/examples/demo
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
+	install -m 644 $(BUILD)/liburt.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/liburt.so $(DESTDIR)$(LIBDIR)/liburt.so.0.1
+	ln -sf liburt.so.0.1 $(DESTDIR)$(LIBDIR)/liburt.so.0
+	ln -sf liburt.so.0 $(DESTDIR)$(LIBDIR)/liburt.so
+	install -m 644 $(BUILD)/liburt.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	install -m 644 include/urt.h $(DESTDIR)$(INCDIR)/
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/liburt.* $(DESTDIR)$(LIBDIR)/pkgconfig/liburt.pc $(DESTDIR)$(INCDIR)/urt.h
+
+clean:
+	rm -rf build build-address build-thread
+	$(Q)if [ -f kmod/Makefile ]; then $(MAKE) -s -C kmod clean >/dev/null 2>&1 || true; fi
+
+-include $(LIB_OBJS:.o=.d)
