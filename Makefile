@@ -26,7 +26,7 @@ V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
 URT_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-	-fPIC -D_GNU_SOURCE -Iinclude -Ilib -pthread
+	-fPIC -D_GNU_SOURCE -Iinclude -iquote lib -pthread
 ifneq ($(SAN),)
 URT_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
 URT_LDFLAGS += -fsanitize=$(SAN)

@@ -112,6 +112,7 @@ struct urt_task {
 	uint8_t kind;
 	bool cancel_seen;		/* cancellation was reported to the task */
 	bool started;
+	bool done;			/* fiber: its function returned */
 	int16_t last_slot;		/* slot that last ran it, -1 if none */
 
 	union {
@@ -128,6 +129,9 @@ struct urt_task {
 	size_t stack_size;		/* requested; 0: runtime default */
 #ifdef URT_TSAN
 	void *tsan_fiber;
+#endif
+#ifdef URT_ASAN
+	void *asan_fake;		/* ASan fake stack while switched out */
 #endif
 
 	urt_spin lock;			/* guards joiner and the completion hand-off */
@@ -166,6 +170,9 @@ bool urt__in_fiber(void) URT_HIDDEN;
  * Must be called from a fiber (callers check urt__in_fiber first).
  */
 int urt__park(int64_t deadline_ns) URT_HIDDEN;
+/* Like urt__park(URT_FOREVER) but blind to cancellation: for short waits
+ * that must finish (a notifier that already committed to waking us). */
+void urt__park_nocancel(void) URT_HIDDEN;
 
 /* Deadline from a relative timeout, saturating; URT_FOREVER stays. */
 int64_t urt__deadline(int64_t timeout_ns) URT_HIDDEN;

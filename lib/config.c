@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+/* config.c - defaults and environment overrides. Bad values are errors, never
+ * silently replaced by a default: a typo in URT_WORKERS must not go unnoticed. */
+#include <ctype.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+void urt_config_init(struct urt_config *cfg)
+{
+	if (cfg)
+		memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Parses a decimal with an optional k/m/g (x1024) suffix into [min, max]. */
+static int parse_size(const char *s, unsigned long long min, unsigned long long max,
+		      bool suffix, unsigned long long *out)
+{
+	unsigned long long v, mul = 1;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	if (suffix && *end) {
+		switch (tolower((unsigned char)*end)) {
+		case 'k': mul = 1ULL << 10; break;
+		case 'm': mul = 1ULL << 20; break;
+		case 'g': mul = 1ULL << 30; break;
+		default: return -EINVAL;
+		}
+		end++;
+	}
+	if (*end || v > max / mul || v * mul < min || v * mul > max)
+		return -EINVAL;
+	*out = v * mul;
+	return 0;
+}
+
+int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		unsigned long long min, max;
+		bool suffix;
+		const char *what;
+	} vars[] = {
+		{ "URT_WORKERS", 1, 1024, false, "a number of worker slots, 1..1024" },
+		{ "URT_STACK_SIZE", 16384, 1ULL << 30, true, "bytes (k/m/g suffix), 16k..1g" },
+		{ "URT_MAX_BLOCKING", 1, 4096, false, "a thread count, 1..4096" },
+		{ "URT_BLOCKING_IDLE_MS", 1, 3600000, false, "milliseconds, 1..3600000" },
+	};
+
+	if (!cfg)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		const char *v = getenv(vars[i].name);
+		unsigned long long x;
+
+		if (!v)
+			continue;
+		if (parse_size(v, vars[i].min, vars[i].max, vars[i].suffix, &x)) {
+			if (err && errlen)
+				snprintf(err, errlen, "urt: invalid %s='%s': expected %s",
+					 vars[i].name, v, vars[i].what);
+			return -EINVAL;
+		}
+		switch (i) {
+		case 0: cfg->workers = (unsigned int)x; break;
+		case 1: cfg->stack_size = (size_t)x; break;
+		case 2: cfg->max_blocking = (unsigned int)x; break;
+		case 3: cfg->blocking_idle_ms = (unsigned int)x; break;
+		}
+	}
+	return 0;
+}
+
+/* Fills in the defaults for zero fields and checks the rest. */
+int urt__config_resolve(struct urt_config *cfg)
+{
+	if (cfg->workers == 0) {
+		cpu_set_t set;
+
+		cfg->workers = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+		if (cfg->workers < 1)
+			cfg->workers = 1;
+	}
+	if (cfg->workers > 1024)
+		return -EINVAL;
+	if (cfg->stack_size == 0)
+		cfg->stack_size = 64 * 1024;
+	if (cfg->stack_size < 16384 || cfg->stack_size > (1UL << 30))
+		return -EINVAL;
+	if (cfg->max_blocking == 0)
+		cfg->max_blocking = 64;
+	if (cfg->blocking_idle_ms == 0)
+		cfg->blocking_idle_ms = 10000;
+	if (cfg->global_queue_interval == 0)
+		cfg->global_queue_interval = 61;
+	if (cfg->event_interval == 0)
+		cfg->event_interval = 61;
+	if (!cfg->name)
+		cfg->name = "urt";
+	return 0;
+}
