@@ -624,7 +624,11 @@ struct urt_reactor *urt__reactor_create(void)
 	return r;
 }
 
-/* The runtime's tasks are gone: nobody waits, only idle or armed nodes remain. */
+/*
+ * Called after the runtime freed its tasks' memory (urt_destroy): nobody
+ * waits any more, and armed nodes' task pointers must not be touched (their
+ * references died with the task slabs). Only our own memory is freed.
+ */
 void urt__reactor_destroy(struct urt_reactor *r)
 {
 	struct urt_reactor **p;
@@ -651,8 +655,6 @@ void urt__reactor_destroy(struct urt_reactor *r)
 			continue;
 		for (n = s->cx; n; n = next) {
 			next = n->next;
-			if (n->armed)
-				urt__task_unref(n->task);
 			free(n);
 		}
 	}

@@ -464,6 +464,91 @@ TEST(several_fibers_waiting_on_one_pipe_each_get_a_byte)
 	ASSERT_EQ(0, run_fiber(2, many_readers, NULL));
 }
 
+/* ------------------------------------------------------------ both ways */
+
+#define DUPLEX (1u << 20)
+
+struct duplex {
+	int fd;
+	unsigned char *buf;
+};
+
+/* On one socket: one fiber blocked reading while another is blocked writing. */
+static void *duplex_reader(void *arg)
+{
+	struct duplex *d = arg;
+	char c;
+
+	CHECK_EQ(urt_read(d->fd, &c, 1), 1);	/* comes after the big write */
+	CHECK_EQ(c, '!');
+	return NULL;
+}
+
+static void *duplex_writer(void *arg)
+{
+	struct duplex *d = arg;
+
+	CHECK_EQ(urt_write(d->fd, d->buf, DUPLEX), DUPLEX);
+	return NULL;
+}
+
+static void *duplex_peer(void *arg)
+{
+	struct duplex *d = arg;
+	unsigned char buf[8192];
+	size_t got = 0, j;
+	ssize_t n;
+
+	urt_sleep(MS(5));	/* let both sides of the other end block */
+	while (got < DUPLEX) {
+		n = urt_read(d->fd, buf, sizeof(buf));
+		CHECK(n > 0);
+		for (j = 0; j < (size_t)n; j++)
+			CHECK_EQ(buf[j], pattern(got + j, 3));
+		got += (size_t)n;
+	}
+	CHECK_EQ(urt_write(d->fd, "!", 1), 1);
+	return NULL;
+}
+
+static void *both_directions(void *arg)
+{
+	struct duplex a, b;
+	urt_task_t r, w, p;
+	int sv[2];
+	size_t i;
+
+	(void)arg;
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	a.fd = sv[0];
+	a.buf = malloc(DUPLEX);
+	CHECK(a.buf);
+	for (i = 0; i < DUPLEX; i++)
+		a.buf[i] = pattern(i, 3);
+	b.fd = sv[1];
+	r = urt_spawn(NULL, duplex_reader, &a);
+	w = urt_spawn(NULL, duplex_writer, &a);
+	p = urt_spawn(NULL, duplex_peer, &b);
+	CHECK(r.id && w.id && p.id);
+	CHECK_JOIN(w);
+	CHECK_JOIN(p);
+	CHECK_JOIN(r);
+	urt_close(sv[0]);
+	urt_close(sv[1]);
+	free(a.buf);
+	return NULL;
+}
+
+TEST(a_reader_and_a_writer_blocked_on_one_socket_both_finish)
+{
+	ASSERT_EQ(0, run_fiber(2, both_directions, NULL));
+}
+
+TEST(a_reader_and_a_writer_blocked_on_one_socket_both_finish_on_one_worker)
+{
+	ASSERT_EQ(0, run_fiber(1, both_directions, NULL));
+}
+
 /* ------------------------------------------------------------ TCP */
 
 #define CLIENTS	64
@@ -708,6 +793,66 @@ TEST(a_poll_task_reads_a_pipe_woken_by_wake_on_fd)
 TEST(a_poll_task_reads_a_pipe_woken_by_wake_on_fd_on_one_worker)
 {
 	ASSERT_EQ(0, run_fiber(1, poll_task_reads_pipe, NULL));
+}
+
+/* Waits on a quiet pipe until cancelled or the fd is closed under it. */
+static enum urt_poll pt_quiet(void *state, urt_cx *cx, void **result)
+{
+	int *fd = state;
+	char c;
+	ssize_t n;
+	int err;
+
+	if (urt_cx_cancelled(cx)) {
+		*result = (void *)(intptr_t)-ECANCELED;
+		return URT_READY;
+	}
+	n = read(*fd, &c, 1);
+	if (n < 0 && errno == EAGAIN) {
+		err = urt_cx_wake_on_fd(cx, *fd, EPOLLIN);
+		if (!err)
+			return URT_PENDING;
+		*result = (void *)(intptr_t)err;
+		return URT_READY;
+	}
+	*result = (void *)(intptr_t)(n < 0 ? -errno : n);
+	return URT_READY;
+}
+
+static void *poll_task_cancel_and_close(void *arg)
+{
+	int fds[2], a[2];
+	void *res = NULL;
+	urt_task_t t, u, v;
+
+	(void)arg;
+	CHECK_EQ(pipe2(fds, O_NONBLOCK), 0);
+	CHECK_EQ(pipe2(a, O_NONBLOCK), 0);
+	/* Cancelled while armed. */
+	t = urt_spawn_poll(NULL, pt_quiet, &fds[0], NULL);
+	CHECK(t.id);
+	urt_sleep(MS(5));
+	CHECK_EQ(urt_cancel(t), 0);
+	urt_join(t, &res);
+	/* urt_close under an armed poll task wakes it; its read sees EBADF. */
+	u = urt_spawn_poll(NULL, pt_quiet, &fds[0], NULL);
+	CHECK(u.id);
+	urt_sleep(MS(5));
+	CHECK_EQ(urt_close(fds[0]), 0);
+	CHECK_EQ(urt_join(u, &res), 0);
+	CHECK_EQ((intptr_t)res, -EBADF);
+	CHECK_EQ(urt_close(fds[1]), 0);
+	/* Left armed when the runtime goes away: urt_destroy copes. */
+	v = urt_spawn_poll(NULL, pt_quiet, &a[0], NULL);
+	CHECK(v.id);
+	CHECK_EQ(urt_detach(v), 0);
+	urt_sleep(MS(2));
+	return NULL;
+}
+
+TEST(a_poll_task_armed_on_a_quiet_fd_is_cancelled_closed_or_destroyed_cleanly)
+{
+	ASSERT_EQ(0, run_fiber(2, poll_task_cancel_and_close, NULL));
 }
 
 /* A poll task calling a waiting fiber call gets -EPERM, not a blocked worker. */
