@@ -32,7 +32,12 @@ URT_CFLAGS += -fsanitize=$(SAN) -fno-omit-frame-pointer -O1
 URT_LDFLAGS += -fsanitize=$(SAN)
 endif
 URT_CFLAGS += $(CFLAGS)
-URT_LDFLAGS += -pthread $(LDFLAGS)
+
+# The monitor's BPF backend (bpf/bpf.mk) adds generated headers and libraries.
+BPF_GEN_HDRS :=
+URT_LIBS :=
+-include bpf/bpf.mk
+URT_LDFLAGS += $(URT_LIBS) -pthread $(LDFLAGS)
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 LIB_ASM  := $(wildcard lib/arch/$(ARCH)/*.S)
@@ -56,7 +61,7 @@ lib: $(BUILD)/liburt.a $(BUILD)/liburt.so $(BUILD)/liburt.pc
 deps:
 	$(Q)scripts/deps.sh build
 
-$(BUILD)/lib/%.o: lib/%.c lib/internal.h include/urt.h | $(BUILD)/lib
+$(BUILD)/lib/%.o: lib/%.c lib/internal.h include/urt.h $(BPF_GEN_HDRS) | $(BUILD)/lib
 	@echo "  CC      $@"
 	$(Q)$(CC) $(URT_CFLAGS) -MMD -c -o $@ $<
 $(BUILD)/lib/%.o: lib/%.S | $(BUILD)/lib
@@ -73,7 +78,7 @@ $(BUILD)/liburt.so: $(LIB_OBJS) lib/liburt.map
 	$(Q)$(CC) -shared -Wl,-soname,liburt.so.0 -Wl,--version-script=lib/liburt.map \
 		-o $@ $(LIB_OBJS) $(URT_LDFLAGS)
 $(BUILD)/liburt.pc: lib/liburt.pc.in
-	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|0.1|' $< > $@
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|0.1|; s|@LIBS@|$(URT_LIBS)|' $< > $@
 
 # Tests and examples link the static library: one binary per file.
 KSFT_DIR = $(shell scripts/fetch-kselftest.sh)
@@ -103,6 +108,11 @@ vm-shell:
 
 demo: all
 	$(Q)$(BUILD)/examples/demo
+
+# Benchmarks live in tools/bench (urt programs and the tokio/Go peers).
+bench: deps lib
+	$(Q)scripts/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory -C tools/bench run BUILD=$(abspath $(BUILD))
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)

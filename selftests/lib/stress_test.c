@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Stress: a million tasks, cancellation storms, wake storms from foreign
+ * threads. Sizes shrink under sanitizers (each fiber switch costs them far
+ * more), never the assertions.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "kselftest_harness.h"
+#include "util.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SCALE 20
+#else
+#define SCALE 1
+#endif
+
+FIXTURE(rt) { urt_rt *rt; };
+FIXTURE_SETUP(rt) { self->rt = test_rt(2); }
+FIXTURE_TEARDOWN(rt) { ASSERT_EQ(0, urt_destroy(self->rt)); }
+
+static void *one(void *arg)
+{
+	return (void *)1;
+}
+
+static void *spawn_and_join_many(void *arg)
+{
+	intptr_t n = (intptr_t)arg, sum = 0;
+	const intptr_t batch = 10000;
+	urt_task_t *t = malloc(batch * sizeof(*t));
+
+	/* In batches: a million live handles at once would be a memory test. */
+	for (intptr_t done = 0; done < n; done += batch) {
+		for (intptr_t i = 0; i < batch; i++) {
+			t[i] = urt_spawn(NULL, one, NULL);
+			if (!t[i].id)
+				return (void *)-1;
+		}
+		for (intptr_t i = 0; i < batch; i++) {
+			void *r;
+
+			if (urt_join(t[i], &r))
+				return (void *)-2;
+			sum += (intptr_t)r;
+		}
+	}
+	free(t);
+	return (void *)sum;
+}
+
+TEST_F_TIMEOUT(rt, a_million_tasks_are_spawned_and_joined, 120)
+{
+	intptr_t n = 1000000 / SCALE;
+	urt_task_t t = urt_spawn(self->rt, spawn_and_join_many, (void *)n);
+	struct urt_stats st;
+	void *r;
+
+	ASSERT_EQ(0, urt_join(t, &r));
+	ASSERT_EQ(n, (intptr_t)r);
+	ASSERT_EQ(0, urt_stats(self->rt, &st));
+	ASSERT_GE(st.completed, (uint64_t)n);
+	ksft_print_msg("%ld tasks, %llu steals, %llu parks\n", (long)n,
+		       (unsigned long long)st.steals, (unsigned long long)st.parks);
+}
+
+TEST_F_TIMEOUT(rt, a_million_tasks_spawned_from_outside_all_run, 120)
+{
+	intptr_t n = 1000000 / SCALE;
+	static atomic_long ran;
+	struct urt_stats st;
+
+	atomic_store(&ran, 0);
+	for (intptr_t i = 0; i < n; i++) {
+		urt_task_t t = urt_spawn_opts(self->rt, one, NULL,
+					      &(struct urt_spawn_opts){ .detached = true });
+		ASSERT_NE(0, t.id);
+	}
+	do {
+		usleep(2000);
+		ASSERT_EQ(0, urt_stats(self->rt, &st));
+	} while (st.completed < (uint64_t)n);
+	ASSERT_EQ((uint64_t)n, st.spawned);
+}
+
+static atomic_long cleaned;
+static void on_cleanup(void *arg)
+{
+	atomic_fetch_add(&cleaned, 1);
+}
+
+/* Sleeps, yields or waits on a channel nobody writes, depending on i. */
+static void *victim(void *arg)
+{
+	intptr_t i = (intptr_t)arg;
+	urt_chan *ch;
+	int x, r;
+
+	switch (i % 3) {
+	case 0:
+		r = urt_sleep(MS(1) * (i % 7));
+		break;
+	case 1:
+		r = 0;
+		for (int k = 0; k < 20 && !r; k++)
+			r = urt_yield();
+		break;
+	default:
+		ch = urt_chan_create(sizeof(int), 1);
+		r = urt_chan_recv_timeout(ch, &x, MS(5) * (i % 5));
+		urt_chan_destroy(ch);
+		if (r == -ETIMEDOUT)
+			r = 0;
+		break;
+	}
+	return (void *)(intptr_t)(r == 0 ? i : r);
+}
+
+TEST_F_TIMEOUT(rt, cancellation_storms_lose_no_task_and_run_every_cleanup, 120)
+{
+	const int n = 20000 / SCALE;
+	urt_task_t *t = calloc(n, sizeof(*t));
+	unsigned int seed = 1;
+	int cancelled = 0, finished = 0;
+
+	atomic_store(&cleaned, 0);
+	for (int i = 0; i < n; i++) {
+		t[i] = urt_spawn_opts(self->rt, victim, (void *)(intptr_t)i,
+				      &(struct urt_spawn_opts){ .cleanup = on_cleanup });
+		ASSERT_NE(0, t[i].id);
+		/* Cancel a random earlier task: some not started, some waiting, some done. */
+		if (rand_r(&seed) % 2) {
+			int k = rand_r(&seed) % (i + 1);
+
+			ASSERT_EQ(0, urt_cancel(t[k]));
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		void *r;
+		int err = urt_join(t[i], &r);
+
+		if (err == -ECANCELED) {
+			cancelled++;
+		} else {
+			ASSERT_EQ(0, err);
+			ASSERT_EQ(i, (intptr_t)r);
+			finished++;
+		}
+	}
+	ASSERT_EQ(n, cancelled + finished);
+	ASSERT_EQ(n, atomic_load(&cleaned));
+	ksft_print_msg("%d cancelled, %d finished\n", cancelled, finished);
+	free(t);
+}
+
+/* A poll task that must be woken exactly `need` times by other threads. */
+struct wake_count {
+	atomic_int armed;	/* a waker is published */
+	urt_waker *_Atomic w;
+	int polls, need;
+};
+
+static enum urt_poll count_wakes(void *state, urt_cx *cx, void **result)
+{
+	struct wake_count *c = state;
+
+	if (c->polls++ >= c->need) {
+		*result = (void *)(intptr_t)c->polls;
+		return URT_READY;
+	}
+	atomic_store(&c->w, urt_cx_waker(cx));
+	return URT_PENDING;
+}
+
+struct waker_thread {
+	struct wake_count *tasks;
+	int ntasks, start, stride;
+};
+
+static void *wake_loop(void *arg)
+{
+	struct waker_thread *wt = arg;
+	int left = 1;
+
+	while (left) {
+		left = 0;
+		for (int i = wt->start; i < wt->ntasks; i += wt->stride) {
+			struct wake_count *c = &wt->tasks[i];
+			urt_waker *w = atomic_exchange(&c->w, NULL);
+
+			if (w)
+				urt_wake(w);
+			if (atomic_load(&c->armed))
+				left = 1;
+		}
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(rt, wakes_from_foreign_threads_are_never_lost, 120)
+{
+	const int ntasks = 200, need = 500 / SCALE + 5;
+	struct wake_count *c = calloc(ntasks, sizeof(*c));
+	urt_task_t *t = calloc(ntasks, sizeof(*t));
+	struct waker_thread wt[2];
+	pthread_t th[2];
+
+	for (int i = 0; i < ntasks; i++) {
+		c[i].need = need;
+		atomic_store(&c[i].armed, 1);
+		t[i] = urt_spawn_poll(self->rt, count_wakes, &c[i], NULL);
+		ASSERT_NE(0, t[i].id);
+	}
+	for (int k = 0; k < 2; k++) {
+		wt[k] = (struct waker_thread){ c, ntasks, k, 2 };
+		ASSERT_EQ(0, pthread_create(&th[k], NULL, wake_loop, &wt[k]));
+	}
+	for (int i = 0; i < ntasks; i++) {
+		void *r;
+
+		ASSERT_EQ(0, urt_join(t[i], &r));
+		ASSERT_EQ(need + 1, (intptr_t)r);
+		atomic_store(&c[i].armed, 0);
+	}
+	for (int k = 0; k < 2; k++)
+		pthread_join(th[k], NULL);
+	for (int i = 0; i < ntasks; i++) {
+		urt_waker *w = atomic_exchange(&c[i].w, NULL);
+
+		if (w)
+			urt_waker_drop(w);
+	}
+	free(c);
+	free(t);
+}
+
+static void *chain(void *arg)
+{
+	intptr_t left = (intptr_t)arg;
+	urt_task_t t;
+	void *r;
+
+	if (left == 0)
+		return (void *)0;
+	t = urt_spawn(NULL, chain, (void *)(left - 1));
+	if (!t.id || urt_join(t, &r))
+		return (void *)-1;
+	return (void *)((intptr_t)r + 1);
+}
+
+TEST_F_TIMEOUT(rt, a_deep_chain_of_joins_unwinds, 60)
+{
+	intptr_t depth = 2000 / SCALE;
+	urt_task_t t = urt_spawn(self->rt, chain, (void *)depth);
+	void *r;
+
+	ASSERT_EQ(0, urt_join(t, &r));
+	ASSERT_EQ(depth, (intptr_t)r);
+}
+
+TEST_HARNESS_MAIN
