@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Notification: a block shorter than the threshold sends nothing, a longer
+ * one exactly one URT_EV_BLOCKED_LONG event; NOTIFY_EVERY_BLOCK sends one
+ * URT_EV_BLOCK per block; a full queue drops and says so. The latency from
+ * the threshold to the monitor's wakeup is printed, not asserted: under
+ * qemu's TCG it measures the emulator.
+ */
+#include "urt_test.h"
+#include "kselftest_harness.h"
+
+#define MS 1000000ull
+
+FIXTURE(ntf) {
+	int fd;
+	struct urt_info info;
+	struct urt_worker_state *st;
+	struct worker w;
+};
+
+FIXTURE_SETUP(ntf)
+{
+	self->fd = urt_open();
+	ASSERT_LE(0, self->fd) TH_LOG("open %s: %s", URT_DEVICE_PATH,
+				      strerror(errno));
+	self->st = urt_map(self->fd, &self->info);
+	ASSERT_NE(NULL, self->st);
+	ASSERT_EQ(0, worker_start(&self->w, self->fd, 2, -1));
+	/* Start from the worker idle in read(), no events queued. */
+	ASSERT_EQ(0, urt_wait(&self->st[2], URT_STATE_BLOCKED, 0, 5000, NULL));
+}
+
+FIXTURE_TEARDOWN(ntf)
+{
+	self->w.unregister_at_exit = 1;
+	worker_stop(&self->w);
+	munmap(self->st, self->info.map_size);
+	close(self->fd);
+}
+
+TEST_F(ntf, no_event_without_threshold)
+{
+	struct urt_event ev[4];
+
+	worker_do(&self->w, 's', 100);
+	EXPECT_EQ(0, urt_read_events(self->fd, ev, 4, 200));
+}
+
+TEST_F(ntf, block_shorter_than_threshold_sends_nothing)
+{
+	struct urt_event ev[4];
+	int i;
+
+	ASSERT_EQ(0, urt_threshold(self->fd, 500 * MS, 0));
+	/* Each command: wake from read(), sleep 5 ms, back to read(). */
+	for (i = 0; i < 3; i++)
+		worker_do(&self->w, 's', 5);
+	/* The worker now sits in read() for good: wait less than 500 ms. */
+	EXPECT_EQ(0, urt_read_events(self->fd, ev, 4, 250));
+}
+
+TEST_F(ntf, block_longer_than_threshold_sends_exactly_one_event)
+{
+	struct urt_worker_state s, r;
+	struct urt_event ev[4];
+	uint64_t t0;
+
+	ASSERT_EQ(0, urt_threshold(self->fd, 50 * MS, 0));
+	t0 = now_ns();
+	worker_send(&self->w, 's', 400);
+	ASSERT_EQ(1, urt_read_events(self->fd, ev, 4, 5000));
+	urt_snap(&self->st[2], &s);
+	EXPECT_EQ(URT_EV_BLOCKED_LONG, ev[0].type);
+	EXPECT_EQ(2, ev[0].slot);
+	EXPECT_EQ(self->w.tid, ev[0].tid);
+	EXPECT_EQ(0, ev[0].flags);
+	EXPECT_TRUE(ev[0].syscall_nr == __NR_clock_nanosleep ||
+		    ev[0].syscall_nr == __NR_nanosleep);
+	EXPECT_LE(t0, ev[0].blocked_since_ns);
+	EXPECT_LE(ev[0].blocked_since_ns + 50 * MS, ev[0].time_ns);
+	/* The event names the block that is still going on. */
+	EXPECT_EQ(URT_STATE_BLOCKED, s.state);
+	EXPECT_EQ(s.seq, ev[0].seq);
+	EXPECT_EQ(s.blocked_since_ns, ev[0].blocked_since_ns);
+	EXPECT_EQ(0, ev[0].reserved0);
+
+	/* The rest of the 400 ms sleep sends nothing more. */
+	ASSERT_EQ(0, urt_wait_idle(&self->st[2], s.seq, &r));
+	/* Its end is accounted. */
+	EXPECT_LE(s.blocked_ns + 400 * MS, r.blocked_ns + 5 * MS);
+	/* Back in read(): that block is long too, so one more event, for it. */
+	ASSERT_EQ(1, urt_read_events(self->fd, ev, 4, 5000));
+	EXPECT_EQ(__NR_read, ev[0].syscall_nr);
+	EXPECT_LT(s.seq, ev[0].seq);
+	EXPECT_EQ(0, urt_read_events(self->fd, ev, 4, 200));
+}
+
+TEST_F(ntf, threshold_zero_disables_events)
+{
+	struct urt_event ev[4];
+
+	ASSERT_EQ(0, urt_threshold(self->fd, 10 * MS, 0));
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, 0));
+	worker_do(&self->w, 's', 100);
+	EXPECT_EQ(0, urt_read_events(self->fd, ev, 4, 200));
+}
+
+TEST_F(ntf, notify_every_block_sends_one_event_per_block)
+{
+	struct urt_worker_state a, b;
+	struct urt_event ev[64];
+	int i, n = 0, k;
+
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, URT_THR_NOTIFY_EVERY_BLOCK));
+	urt_snap(&self->st[2], &a);
+	for (i = 0; i < 5; i++)
+		worker_do(&self->w, 's', 2);
+	ASSERT_EQ(0, worker_idle(&self->st[2], &b));
+	while ((k = urt_read_events(self->fd, ev + n, 64 - n, 100)) > 0)
+		n += k;
+	/* Every block since the threshold was set, and only those. */
+	EXPECT_EQ(b.blocks - a.blocks, n);
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(URT_EV_BLOCK, ev[i].type);
+		EXPECT_EQ(self->w.tid, ev[i].tid);
+		EXPECT_EQ(2, ev[i].slot);
+		if (i)
+			EXPECT_LT(ev[i - 1].seq, ev[i].seq);
+	}
+}
+
+TEST_F(ntf, read_returns_whole_events_that_fit)
+{
+	struct urt_event ev[8];
+	char buf[sizeof(struct urt_event) * 2 + 10];
+	ssize_t n;
+
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, URT_THR_NOTIFY_EVERY_BLOCK));
+	worker_do(&self->w, 's', 1);
+	worker_do(&self->w, 's', 1);
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, 0));
+	sleep_ms(20);
+	n = read(self->fd, buf, sizeof(buf));
+	EXPECT_EQ(2 * sizeof(struct urt_event), n);
+	while (urt_read_events(self->fd, ev, 8, 0) > 0)
+		;
+}
+
+TEST_F(ntf, full_queue_drops_and_flags_the_next_event)
+{
+	uint32_t len = self->info.event_queue_len;
+	long long dropped = urt_stat("events_dropped");
+	struct urt_worker_state a;
+	struct urt_event ev[64];
+	int k, n = 0;
+
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, URT_THR_NOTIFY_EVERY_BLOCK));
+	urt_snap(&self->st[2], &a);
+	/* Each 50 us nanosleep is a block: overflow the queue. */
+	worker_do(&self->w, 'n', len + 64);
+	ASSERT_EQ(0, worker_idle(&self->st[2], &a));
+	while ((k = urt_read_events(self->fd, ev, 64, 100)) > 0) {
+		n += k;
+		EXPECT_EQ(0, ev[0].flags & URT_EVF_LOST);
+	}
+	EXPECT_EQ(len, n);
+	if (dropped >= 0)
+		EXPECT_LT(dropped, urt_stat("events_dropped"));
+	worker_do(&self->w, 's', 1);
+	ASSERT_LT(0, urt_read_events(self->fd, ev, 64, 1000));
+	EXPECT_EQ(URT_EVF_LOST, ev[0].flags & URT_EVF_LOST);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Threshold expiry -> event queued -> blocked monitor read() returns. */
+TEST_F(ntf, latency_from_threshold_to_monitor_wakeup)
+{
+	const uint64_t thr = 1 * MS;
+	enum { N = 20 };
+	uint64_t timer[N], wake[N], total[N];
+	struct urt_worker_state s;
+	struct urt_event ev;
+	int i;
+
+	ASSERT_EQ(0, urt_threshold(self->fd, thr, 0));
+	/* Drain the event for the block the worker is in now. */
+	while (urt_read_events(self->fd, &ev, 1, 100) > 0)
+		;
+	for (i = 0; i < N; i++) {
+		uint64_t t;
+
+		urt_snap(&self->st[2], &s);
+		worker_send(&self->w, 's', 20);
+		/* Blocking read: the monitor sleeps until the kernel wakes it. */
+		do {
+			ASSERT_EQ(sizeof(ev), read(self->fd, &ev, sizeof(ev)));
+		} while (ev.syscall_nr == __NR_read);
+		t = now_ns();
+		timer[i] = ev.time_ns - (ev.blocked_since_ns + thr);
+		wake[i] = t - ev.time_ns;
+		total[i] = t - (ev.blocked_since_ns + thr);
+		/* Let the sleep end and the worker return to read(). */
+		ASSERT_EQ(0, urt_wait_idle(&self->st[2], ev.seq, &s));
+		while (urt_read_events(self->fd, &ev, 1, 10) > 0)
+			;
+	}
+	qsort(timer, N, sizeof(timer[0]), cmp_u64);
+	qsort(wake, N, sizeof(wake[0]), cmp_u64);
+	qsort(total, N, sizeof(total[0]), cmp_u64);
+	ksft_print_msg("latency (us, n=%d, threshold %llu us): timer expiry p50 %.1f max %.1f; queue->read() p50 %.1f max %.1f; threshold->monitor awake p50 %.1f max %.1f\n",
+		       N, (unsigned long long)thr / 1000,
+		       timer[N / 2] / 1e3, timer[N - 1] / 1e3,
+		       wake[N / 2] / 1e3, wake[N - 1] / 1e3,
+		       total[N / 2] / 1e3, total[N - 1] / 1e3);
+}
+
+TEST_F(ntf, poll_reports_pending_events)
+{
+	struct pollfd p = { .fd = self->fd, .events = POLLIN };
+	struct urt_event ev[4];
+
+	EXPECT_EQ(0, poll(&p, 1, 0));
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, URT_THR_NOTIFY_EVERY_BLOCK));
+	worker_do(&self->w, 's', 1);
+	ASSERT_EQ(0, urt_threshold(self->fd, 0, 0));
+	EXPECT_EQ(1, poll(&p, 1, 1000));
+	EXPECT_EQ(POLLIN, p.revents & POLLIN);
+	while (urt_read_events(self->fd, ev, 4, 0) > 0)
+		;
+	EXPECT_EQ(0, poll(&p, 1, 0));
+}
+
+TEST_HARNESS_MAIN
