@@ -12,6 +12,9 @@
 # the VM did not finish, or, when $CI is set, a test was skipped.
 #
 # Run from anywhere; installs what it needs (scripts/deps.sh vm, as root).
+# Environment: URT_VM_ACCEL=auto|kvm|tcg, URT_VM_TIMEOUT (s per boot),
+# URT_VM_APPEND (extra kernel arguments), URT_VM_VERBOSE=1 (print dmesg),
+# URT_CACHE (download cache).
 set -euo pipefail
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -34,7 +37,7 @@ run() {
 	timeout "${URT_VM_TIMEOUT:-300}" qemu-system-x86_64 "${accel[@]}" \
 		-M pc -m 1G -smp 2 -nodefaults -display none -no-reboot \
 		-monitor none -kernel "$vmlinuz" -initrd "$bdir/initramfs.cpio" \
-		-append "console=ttyS0 panic=-1 loglevel=4 urt.mode=check $extra" \
+		-append "console=ttyS0 panic=-1 loglevel=4 urt.mode=check $extra ${URT_VM_APPEND:-}" \
 		-serial "file:$d/console.log" -serial "file:$d/tap.log" \
 		-serial "file:$d/dmesg.log" \
 		-device isa-debug-exit,iobase=0xf4,iosize=4 \
