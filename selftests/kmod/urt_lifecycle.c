@@ -196,4 +196,108 @@ TEST_F(life, mapping_outlives_the_fd)
 	self->groups = -1;
 }
 
+static void *monitor_main(void *arg)
+{
+	struct urt_event ev[16];
+	int fd = *(int *)arg;
+
+	while (read(fd, ev, sizeof(ev)) > 0 || errno == EINTR)
+		;
+	return NULL;
+}
+
+/*
+ * Child: 8 workers blocking every 50 us with a 1 us threshold and an event
+ * per block, a monitor thread reading, until it is killed. Timers fire
+ * while their workers wake, on both CPUs: the races sched_in and the
+ * hrtimer callback are written to survive.
+ */
+static void storm_child(int ready_fd)
+{
+	enum { N = 8 };
+	struct worker w[N];
+	pthread_t mon;
+	int fd = urt_open(), i;
+
+	if (fd < 0 || urt_threshold(fd, 1000, URT_THR_NOTIFY_EVERY_BLOCK))
+		_exit(10);
+	if (pthread_create(&mon, NULL, monitor_main, &fd))
+		_exit(11);
+	for (i = 0; i < N; i++)
+		if (worker_start(&w[i], fd, i, i % 2))
+			_exit(12);
+	for (i = 0; i < N; i++)
+		worker_send(&w[i], 'n', 1000000);
+	if (write(ready_fd, "r", 1) != 1)
+		_exit(13);
+	for (;;)
+		pause();
+}
+
+TEST_F(life, sigkill_during_block_storm_is_clean)
+{
+	long long blocks = urt_stat("blocks"), events = urt_stat("events");
+	int p[2], status, round;
+	pid_t pid;
+	char c;
+
+	for (round = 0; round < 3; round++) {
+		ASSERT_EQ(0, pipe(p));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			close(p[0]);
+			storm_child(p[1]);
+		}
+		close(p[1]);
+		ASSERT_EQ(1, read(p[0], &c, 1));
+		close(p[0]);
+		sleep_ms(300);
+		kill(pid, SIGKILL);
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFSIGNALED(status));
+	}
+	if (blocks >= 0)
+		TH_LOG("storm: %lld blocks, %lld events", urt_stat("blocks") -
+		       blocks, urt_stat("events") - events);
+}
+
+/* A registered non-leader thread execs: it becomes the leader, then exits. */
+static void *exec_main(void *arg)
+{
+	int fd = *(int *)arg;
+	char *argv[] = { "true", NULL };
+
+	if (urt_reg(fd, 1))
+		_exit(20);
+	execv("/bin/true", argv);
+	_exit(21);
+}
+
+TEST_F(life, exec_from_a_registered_thread_is_clean)
+{
+	int status, fd;
+	pid_t pid;
+
+	if (access("/bin/true", X_OK))
+		SKIP(return, "no /bin/true");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		pthread_t t;
+
+		/* Without O_CLOEXEC the group fd survives into the new image. */
+		fd = open(URT_DEVICE_PATH, O_RDWR);
+		if (fd < 0 || urt_reg(fd, 0))
+			_exit(10);
+		if (pthread_create(&t, NULL, exec_main, &fd))
+			_exit(11);
+		for (;;)
+			pause();
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
 TEST_HARNESS_MAIN
