@@ -8,7 +8,7 @@
 # Environment:
 #   URT_CACHE      cache root (default ${XDG_CACHE_HOME:-~/.cache}/urt)
 #   URT_VM_ACCEL   auto (default), kvm or tcg
-#   URT_VM_TIMEOUT seconds one boot may take (default 300)
+#   URT_VM_TIMEOUT seconds one boot may take (default 180)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cache=${URT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/urt}

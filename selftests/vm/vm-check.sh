@@ -34,8 +34,8 @@ run() {
 	rm -rf "$d" && mkdir -p "$d"
 	echo "# vm-check: run '$name' ($accel_name${extra:+, $extra})"
 	t0=$(date +%s.%N)
-	timeout "${URT_VM_TIMEOUT:-300}" qemu-system-x86_64 "${accel[@]}" \
-		-M pc -m 1G -smp 2 -nodefaults -display none -no-reboot \
+	timeout "${URT_VM_TIMEOUT:-180}" qemu-system-x86_64 "${accel[@]}" \
+		-M pc -m 512M -smp 2 -nodefaults -display none -no-reboot \
 		-monitor none -kernel "$vmlinuz" -initrd "$bdir/initramfs.cpio" \
 		-append "console=ttyS0 panic=-1 loglevel=4 urt.mode=check $extra ${URT_VM_APPEND:-}" \
 		-serial "file:$d/console.log" -serial "file:$d/tap.log" \
@@ -49,7 +49,11 @@ run() {
 		"$(awk "BEGIN { print $t1 - $t0 }")"
 
 	# isa-debug-exit with 1 makes qemu exit with 3: the guest got to the end.
-	[ "$rc" -eq 3 ] || problems+=("$name: VM did not finish (qemu exit $rc, see $d/console.log)")
+	if [ "$rc" -ne 3 ]; then
+		problems+=("$name: VM did not finish (qemu exit $rc, see $d/console.log)")
+		echo "# vm: $name: last lines of the console and of qemu:"
+		tail -n 40 "$d/console.log" "$d/qemu.log" | sed 's/^/#   /'
+	fi
 	grep -q '^URT-VM insmod 0' "$d/tap.log" || problems+=("$name: insmod failed")
 	grep -q '^URT-VM rmmod 0' "$d/tap.log" || problems+=("$name: rmmod failed")
 	grep -q '^URT-VM end' "$d/tap.log" || problems+=("$name: no end marker")

@@ -14,7 +14,7 @@ set -euo pipefail
 
 vm_prepare
 exec qemu-system-x86_64 "${accel[@]}" \
-	-M pc -m 1G -smp 2 -nodefaults -display none -no-reboot \
+	-M pc -m 512M -smp 2 -nodefaults -display none -no-reboot \
 	-kernel "$vmlinuz" -initrd "$bdir/initramfs.cpio" \
 	-append "console=ttyS0 panic=-1 urt.mode=shell ${URT_VM_APPEND:-}" \
 	-serial mon:stdio -serial null -serial null \
