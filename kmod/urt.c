@@ -514,8 +514,9 @@ static size_t urt_evq_pop(struct urt_group *g, struct urt_event *evs, size_t n)
 	size_t i;
 
 	raw_spin_lock_irqsave(&g->evq_lock, flags);
-	for (i = 0; i < n && g->evq_head != g->evq_tail; i++, g->evq_head++)
-		evs[i] = g->evq[g->evq_head % URT_EVQ_LEN];
+	for (i = 0; i < n && g->evq_head + i != g->evq_tail; i++)
+		evs[i] = g->evq[(g->evq_head + i) % URT_EVQ_LEN];
+	WRITE_ONCE(g->evq_head, g->evq_head + i);	/* urt_evq_ready() */
 	raw_spin_unlock_irqrestore(&g->evq_lock, flags);
 	return i;
 }
@@ -536,25 +537,25 @@ static ssize_t urt_read(struct file *file, char __user *buf, size_t count,
 
 	if (!want)
 		return -EINVAL;
-	while (!urt_evq_ready(g)) {
+	/* Wait for the first events; another reader may take them first. */
+	for (;;) {
+		n = urt_evq_pop(g, evs, min(want, ARRAY_SIZE(evs)));
+		if (n)
+			break;
 		if (file->f_flags & O_NONBLOCK)
 			return -EAGAIN;
 		ret = wait_event_interruptible(g->wq, urt_evq_ready(g));
 		if (ret)
 			return ret;
 	}
-	/* Another reader may empty the queue first: then return 0 events. */
-	while (done < want) {
-		n = urt_evq_pop(g, evs, min(want - done, ARRAY_SIZE(evs)));
-		if (!n)
-			break;
+	/* Then whatever else is queued, without waiting. */
+	do {
 		if (copy_to_user(buf + done * sizeof(*evs), evs,
 				 n * sizeof(*evs)))
 			return done ? done * sizeof(*evs) : -EFAULT;
 		done += n;
-	}
-	if (!done)
-		return -EAGAIN;
+		n = urt_evq_pop(g, evs, min(want - done, ARRAY_SIZE(evs)));
+	} while (n);
 	return done * sizeof(*evs);
 }
 
