@@ -196,4 +196,33 @@ TEST_F(blk, tracepoints_report_block_and_unblock)
 	EXPECT_NE(NULL, strstr(buf, want));
 }
 
+TEST_F(blk, snapshots_stay_consistent_while_the_worker_churns)
+{
+	struct urt_worker_state *st = &self->st[5], prev, s;
+	uint64_t n = 0, changes = 0;
+
+	urt_snap(st, &prev);
+	worker_send(&self->w, 'n', 1000);	/* 1000 short sleeps */
+	do {
+		urt_snap(st, &s);
+		n++;
+		ASSERT_EQ(0, s.seq & 1);
+		ASSERT_EQ(5, s.slot);
+		ASSERT_EQ(self->w.tid, s.tid);
+		ASSERT_LE(prev.seq, s.seq);
+		ASSERT_LE(prev.blocks, s.blocks);
+		ASSERT_LE(prev.blocked_ns, s.blocked_ns);
+		if (s.state == URT_STATE_BLOCKED) {
+			ASSERT_LE(prev.blocked_since_ns, s.blocked_since_ns);
+		} else {
+			ASSERT_EQ(URT_STATE_RUNNING, s.state);
+		}
+		changes += s.seq != prev.seq;
+		prev = s;
+	} while (__atomic_load_n(&self->w.done, __ATOMIC_ACQUIRE) == 0);
+	TH_LOG("%llu snapshots, %llu changes seen",
+	       (unsigned long long)n, (unsigned long long)changes);
+	EXPECT_LT(10, changes);
+}
+
 TEST_HARNESS_MAIN
