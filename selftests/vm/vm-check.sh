@@ -9,7 +9,8 @@
 #
 # (test cases over both runs). Exits non-zero if a test failed, the module
 # did not load or unload, the kernel log has a BUG/WARNING/Oops-like line,
-# the VM did not finish, or, when $CI is set, a test was skipped.
+# the VM did not finish, checkpatch or sparse complained, or, when $CI is
+# set, a test was skipped.
 #
 # Run from anywhere; installs what it needs (scripts/deps.sh vm, as root).
 # Environment: URT_VM_ACCEL=auto|kvm|tcg, URT_VM_TIMEOUT (s per boot),
@@ -19,14 +20,31 @@ set -euo pipefail
 # shellcheck source=selftests/vm/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+# Whatever stops us early, the last line is still the summary.
+die() {
+	echo "vm: error: $*" >&2
+	echo "# vm-check: FAIL: $*"
+	echo "vm-check: 0 passed, 1 failed, 0 skipped"
+	exit 1
+}
+
 t_start=$(date +%s.%N)
 vm_prepare
 
-# Lines that mean the kernel is not well, whoever caused it.
-bad_re='BUG|WARNING|Oops|general protection|Poison|Call Trace|KASAN|UBSAN|kernel panic|Kernel panic|list_add corruption|list_del corruption|refcount_t|hung_task|blocked for more than|rcu.*stall|lockdep|possible recursive locking|circular locking|sleeping function called'
-
 pass=0 fail=0 skip=0
 problems=()
+
+# Kernel style is part of the check: checkpatch.pl --strict must be clean
+# (kmod/checkpatch.sh caches checkpatch.pl from Debian's linux-source).
+if ! "$root/kmod/checkpatch.sh" >"$root/build/kmod/checkpatch.log" 2>&1; then
+	problems+=("checkpatch: not clean, see build/kmod/checkpatch.log:")
+	while IFS= read -r line; do problems+=("  $line"); done < <(
+		grep -E '^(ERROR|WARNING|CHECK):|^#[0-9]+: FILE:' \
+			"$root/build/kmod/checkpatch.log" | head -n 20)
+fi
+
+# Lines that mean the kernel is not well, whoever caused it.
+bad_re='BUG|WARNING|Oops|general protection|Poison|Call Trace|KASAN|UBSAN|kernel panic|Kernel panic|list_add corruption|list_del corruption|refcount_t|hung_task|blocked for more than|rcu.*stall|lockdep|possible recursive locking|circular locking|sleeping function called'
 
 # run NAME EXTRA_CMDLINE
 run() {
