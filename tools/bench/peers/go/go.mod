@@ -1,0 +1,3 @@
+module urt/tools/bench/peers/go
+
+go 1.19
