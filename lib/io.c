@@ -14,9 +14,10 @@
  * When data is already there this is one system call and no lock; a wait
  * is one short lock (plus one more if it gives up). Semantics follow the
  * blocking system calls: a read returns what is there once something is;
- * a write (and a send without MSG_DONTWAIT) returns only once everything
- * was written, or with the partial count when an error, the timeout or a
- * cancel stops it after some bytes went out.
+ * a write (and a send without MSG_DONTWAIT, a recv with MSG_WAITALL)
+ * returns only once everything was transferred (or EOF), or with the
+ * partial count when an error, the timeout or a cancel stops it after some
+ * bytes went through.
  */
 #include <errno.h>
 #include <poll.h>
@@ -96,7 +97,10 @@ static inline ssize_t io_sys(const struct io_args *a, size_t done)
 static ssize_t io_do(const struct io_args *a, int64_t deadline)
 {
 	bool out = a->op == OP_WRITE || a->op == OP_SEND;
-	bool whole = out && !(a->flags & MSG_DONTWAIT);
+	/* Blocking semantics: writes (and MSG_WAITALL receives) do it all. */
+	bool whole = out ? !(a->flags & MSG_DONTWAIT) :
+		     a->op == OP_RECV && (a->flags & MSG_WAITALL) &&
+		     !(a->flags & MSG_DONTWAIT);
 	unsigned int dir = out ? IO_W : IO_R;
 	struct io_call c;
 	uint64_t snap;
@@ -120,7 +124,7 @@ static ssize_t io_do(const struct io_args *a, int64_t deadline)
 			if (!whole)
 				return n;
 			done += (size_t)n;
-			if (done >= a->len || !urt__io_pollable(c.s))
+			if (done >= a->len || !n || !urt__io_pollable(c.s))
 				return (ssize_t)done;
 			continue;	/* partial: most likely EAGAIN next */
 		}

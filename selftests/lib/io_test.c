@@ -676,6 +676,41 @@ TEST(a_tcp_echo_server_serves_many_loopback_clients_on_one_worker)
 	ASSERT_EQ(0, run_fiber(1, tcp_echo, NULL));
 }
 
+static void *late_sender(void *arg)
+{
+	int fd = *(int *)arg;
+
+	CHECK_EQ(urt_send(fd, "hel", 3, 0), 3);
+	urt_sleep(MS(5));
+	CHECK_EQ(urt_send(fd, "lo", 2, 0), 2);
+	return NULL;
+}
+
+static void *recv_waitall(void *arg)
+{
+	char buf[8] = { 0 };
+	urt_task_t t;
+	int sv[2];
+
+	(void)arg;
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	t = urt_spawn(NULL, late_sender, &sv[1]);
+	CHECK(t.id);
+	CHECK_EQ(urt_recv(sv[0], buf, 5, MSG_WAITALL), 5);
+	CHECK(!memcmp(buf, "hello", 5));
+	CHECK_JOIN(t);
+	CHECK_EQ(urt_recv(sv[0], buf, 5, MSG_DONTWAIT), -EAGAIN);
+	CHECK_EQ(urt_close(sv[1]), 0);
+	CHECK_EQ(urt_recv(sv[0], buf, 5, MSG_WAITALL), 0);	/* EOF ends it */
+	CHECK_EQ(urt_close(sv[0]), 0);
+	return NULL;
+}
+
+TEST(recv_with_msg_waitall_waits_for_everything_and_dontwait_never_waits)
+{
+	ASSERT_EQ(0, run_fiber(2, recv_waitall, NULL));
+}
+
 static void *connect_refused(void *arg)
 {
 	struct sockaddr_in addr = { 0 };
