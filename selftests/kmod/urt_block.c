@@ -97,8 +97,11 @@ TEST_F(blk, sched_yield_is_not_a_block)
 	/* One block: back into read() after the command. None in between. */
 	ASSERT_EQ(0, urt_wait(st, URT_STATE_BLOCKED, a.seq, 5000, &b));
 	EXPECT_EQ(a.blocks + 1, b.blocks);
-	EXPECT_LT(10, self->w.nivcsw) TH_LOG("yields that switched: %ld",
-					     self->w.nivcsw);
+	/* The yields did switch to the spinner (each such switch is counted
+	 * as involuntary), and none of them counted as a block.
+	 */
+	EXPECT_LT(0, self->w.nivcsw) TH_LOG("yields that switched: %ld",
+					    self->w.nivcsw);
 	worker_stop(&spinner);
 	close(fd2);
 }

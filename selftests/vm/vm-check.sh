@@ -102,6 +102,11 @@ run() {
 		esac
 	done <"$d/tap.log"
 
+	# After the last test nothing may be left alive in the module.
+	for what in groups workers; do
+		line=$(grep -a "^URT-VM stat $what " "$d/tap.log" | tr -d '\r' || true)
+		[ "${line##* }" = 0 ] || problems+=("$name: module still holds $what at the end: '${line:-no stats}'")
+	done
 	if grep -E "$bad_re" "$d/dmesg.log" "$d/console.log" >"$d/bad.log"; then
 		problems+=("$name: kernel log has errors:")
 		while IFS= read -r line; do problems+=("  $line"); done < <(head -n 20 "$d/bad.log")
