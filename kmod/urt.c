@@ -48,8 +48,9 @@
  *   reason sched_in only tries to cancel the timer: hrtimer_cancel() would
  *   wait for a callback running on another CPU. A callback that lost that
  *   race sees that the block it was armed for is over and does nothing.
- *   slots is a bitmap changed with atomic bitops; urt_groups_lock (mutex)
- *   protects the list of open groups used for the per-user limit.
+ *   slots is a bitmap of owned slots, taken and released with the _lock
+ *   bitops (acquire/release). urt_groups_lock (a mutex) protects the list
+ *   of open groups used for the per-user limit.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -372,7 +373,8 @@ static void urt_worker_detach(struct urt_worker *w)
 	urt_state_end(st);
 	preempt_enable();
 
-	clear_bit(w->slot, g->slots);
+	/* Release: the next owner's writes come after ours. */
+	clear_bit_unlock(w->slot, g->slots);
 	kfree(w);
 	atomic_dec(&urt_nr_workers);
 	kref_put(&g->ref, urt_group_release);
@@ -411,7 +413,7 @@ static long urt_register(struct urt_group *g, void __user *arg)
 	w = kzalloc(sizeof(*w), GFP_KERNEL);
 	if (!w)
 		return -ENOMEM;
-	if (test_and_set_bit(r.slot, g->slots)) {
+	if (test_and_set_bit_lock(r.slot, g->slots)) {
 		kfree(w);
 		return -EBUSY;		/* slot taken by another thread */
 	}
