@@ -39,7 +39,7 @@ $(BPF_OUT)/vmlinux.h: | bpf-deps $(BPF_OUT)
 
 $(BPF_OUT)/%.bpf.o: bpf/%.bpf.c bpf/urt_mon.h $(BPF_OUT)/vmlinux.h
 	@echo "  BPF     $@"
-	$(Q)$(BPF_CLANG) -target bpf -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
+	$(Q)$(BPF_CLANG) -target bpf -mcpu=v3 -g -O2 -Wall -Werror -D__TARGET_ARCH_$(BPF_ARCH) \
 		-I$(BPF_OUT) -Ibpf $(if $(BPF_MULTIARCH),-idirafter /usr/include/$(BPF_MULTIARCH)) \
 		-c $< -o $@.tmp
 	$(Q)$(LLVM_STRIP) -g $@.tmp && mv $@.tmp $@

@@ -12,12 +12,10 @@
  *   next enters the CPU while its slot says BLOCKED          the block ends:
  *        states[slot] = RUNNING, blocked_ns += now - since
  *
- * The timer callback posts one 40-byte ringbuf record if the block it was
- * armed for (identified by seq) is still going on: one record per block
- * that passed the threshold, none per ordinary block. The timer is not
- * cancelled when the block ends (hrtimer_cancel may wait for a running
- * callback, which we do not want with the rq lock held); it is simply
- * re-armed by the next block, or fires once and finds its block over.
+ * The timer callback posts one 40-byte ringbuf record per block that
+ * passed the threshold, none per ordinary block. It is armed lazily (see
+ * struct slot_timer) and never cancelled from the switch (hrtimer_cancel
+ * may wait for a running callback, not with the rq lock held).
  *
  * raw_tp/sched_switch is the fallback where tp_btf does not load. Tracing
  * programs of that type cannot use bpf_timer, so user space then detects
@@ -66,11 +64,27 @@ struct {
 	__type(value, struct urt_mon_state);
 } states SEC(".maps");
 
-/* A bpf_timer cannot live in an mmapable map: one per slot here. */
+/*
+ * A bpf_timer cannot live in an mmapable map: one per slot here.
+ *
+ * Arming an hrtimer at every block costs ~2 us per block on this VM (the
+ * LAPIC reprogram is a VM exit), so the timer is armed lazily: a block
+ * arms it only if it is not armed (`armed` 0 -> 1, cmpxchg). When it
+ * fires, the callback clears `armed`, then looks at the slot: blocked for
+ * the threshold -> one record; blocked for less -> re-arm for the rest;
+ * running -> stay disarmed until the next block. A block that starts
+ * while the callback runs either sees armed == 0 and arms, or is seen by
+ * the callback's look after it cleared armed (both sides use full-barrier
+ * atomics). So at most one timer expiry per threshold per slot, and none
+ * while a slot does not block; every block past the threshold is still
+ * reported within threshold + timer latency.
+ */
 struct slot_timer {
 	struct bpf_timer timer;
-	__u32 seq;		/* the block the timer is armed for */
+	__u32 armed;		/* 1 while the timer is pending */
 	__u32 inited;
+	__u32 reported;		/* seq + 1 of the block last reported */
+	__u32 pad;
 };
 
 struct {
@@ -98,26 +112,35 @@ static int on_threshold(void *map, __u32 *key, struct slot_timer *t)
 	struct urt_mon_state *st;
 	struct urt_mon_note n;
 	__u32 slot = *key, seq;
+	__u64 now, since;
 
+	__sync_lock_test_and_set(&t->armed, 0);	/* xchg: a full barrier */
 	st = bpf_map_lookup_elem(&states, &slot);
 	if (!st)
 		return 0;
 	seq = RD(st->seq);
-	if (seq != RD(t->seq) || RD(st->state) != URT_MON_S_BLOCKED) {
+	if ((seq & 1) || RD(st->state) != URT_MON_S_BLOCKED || RD(t->reported) == seq + 1) {
 		__sync_fetch_and_add(&nr_stale, 1);
 		return 0;
 	}
+	since = RD(st->blocked_since_ns);
+	n.tid = RD(st->tid);
+	n.syscall_nr = RD(st->syscall_nr);
+	now = bpf_ktime_get_ns();
+	if (RD(st->seq) != seq)		/* it ended while we looked */
+		return 0;
+	if (now - since < threshold_ns) {
+		/* blocked, not for long enough yet: look again when due */
+		if (__sync_val_compare_and_swap(&t->armed, 0, 1) == 0)
+			bpf_timer_start(&t->timer, since + threshold_ns - now, 0);
+		return 0;
+	}
+	WR(t->reported, seq + 1);
 	n.slot = slot;
 	n.seq = seq;
-	n.tid = RD(st->tid);
 	n.pad = 0;
-	n.syscall_nr = RD(st->syscall_nr);
-	n.blocked_since_ns = RD(st->blocked_since_ns);
-	n.time_ns = bpf_ktime_get_ns();
-	if (RD(st->seq) != seq) {	/* it ended while we copied */
-		__sync_fetch_and_add(&nr_stale, 1);
-		return 0;
-	}
+	n.blocked_since_ns = since;
+	n.time_ns = now;
 	if (bpf_ringbuf_output(&notes, &n, sizeof(n), 0))
 		__sync_fetch_and_add(&nr_lost, 1);
 	else
@@ -162,8 +185,9 @@ static __always_inline void on_block(__u32 slot, __u64 now, bool use_timer)
 		bpf_timer_set_callback(&t->timer, on_threshold);
 		t->inited = 1;
 	}
-	WR(t->seq, seq + 2);
-	bpf_timer_start(&t->timer, threshold_ns, 0);
+	/* state written above, then armed read: pairs with the callback */
+	if (__sync_val_compare_and_swap(&t->armed, 0, 1) == 0)
+		bpf_timer_start(&t->timer, threshold_ns, 0);
 }
 
 static __always_inline void on_wake(__u32 slot, __u64 now)

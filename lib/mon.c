@@ -119,7 +119,7 @@ static void mon_free(struct urt_mon *m)
 static int mon_try(struct urt_mon *m, enum urt_mon_kind kind, const struct urt_mon_ops *ops,
 		   const char *mode, char *notes, size_t nlen)
 {
-	char reason[200] = "";
+	char reason[400] = "";
 	size_t used = strlen(notes);
 	int err;
 
@@ -150,7 +150,7 @@ int urt__mon_open(struct urt_mon **out, const char *which, unsigned int max_work
 		return -EINVAL;
 	}
 	if (strcmp(which, "auto") && strcmp(which, "kmod") && strcmp(which, "bpf") &&
-	    strcmp(which, "bpf-timer") && strcmp(which, "bpf-tick") &&
+	    strcmp(which, "bpf-timer") && strcmp(which, "bpf-tick") && strcmp(which, "bpf-raw") &&
 	    strcmp(which, "proc") && strcmp(which, "off")) {
 		mon_why(why, whylen, "monitor: unknown backend '%s' (auto|kmod|bpf|proc|off)",
 			which);
@@ -367,21 +367,25 @@ int urt__mon_tick_init(struct urt_mon *m, struct urt_mon_tick *t)
 {
 	t->interval = URT_MON_TICK_MIN_NS;
 	t->reported = calloc(m->max_workers, sizeof(*t->reported));
-	return t->reported ? 0 : -ENOMEM;
+	t->last_seq = calloc(m->max_workers, sizeof(*t->last_seq));
+	return t->reported && t->last_seq ? 0 : -ENOMEM;
 }
 
 void urt__mon_tick_fini(struct urt_mon_tick *t)
 {
 	free(t->reported);
-	t->reported = NULL;
+	free(t->last_seq);
+	t->reported = t->last_seq = NULL;
 }
 
 /*
  * Sleep policy. A block that starts after this pass passes the threshold
  * no sooner than now + threshold, so sleeping min(threshold, interval)
  * loses nothing; while a known block is pending, sleep exactly until it
- * is due. With nothing blocked the interval doubles from 20 us to 10 ms
- * (or the threshold if larger), as Go's sysmon backs off when idle.
+ * is due. While slots change state (blocks come and go) look every
+ * max(threshold, 20 us); once nothing changed for 50 passes (all
+ * running, or all parked) the interval doubles up to 10 ms (or the
+ * threshold if larger), as Go's sysmon backs off when idle.
  */
 int64_t urt__mon_tick_scan(struct urt_mon *m, struct urt_mon_tick *t, int64_t now,
 			   int (*scan)(struct urt_mon *m, unsigned int slot,
@@ -390,10 +394,16 @@ int64_t urt__mon_tick_scan(struct urt_mon *m, struct urt_mon_tick *t, int64_t no
 	int64_t due, next = URT_FOREVER, base, cap;
 	struct urt_mon_wstate ws;
 	struct urt_mon_event ev;
-	bool waiting = false;
+	bool waiting = false, active = false;
 
 	for (unsigned int s = 0; s < m->max_workers; s++) {
-		if (scan(m, s, &ws, now) < 0 || ws.state != URT_MON_BLOCKED)
+		if (scan(m, s, &ws, now) < 0)
+			continue;
+		if (t->last_seq[s] != ws.seq) {
+			t->last_seq[s] = ws.seq;
+			active = true;
+		}
+		if (ws.state != URT_MON_BLOCKED)
 			continue;
 		if (t->reported[s] == ws.seq + 1)
 			continue;
@@ -417,6 +427,7 @@ int64_t urt__mon_tick_scan(struct urt_mon *m, struct urt_mon_tick *t, int64_t no
 		base = URT_MON_TICK_MAX_NS;
 	cap = m->threshold_ns > URT_MON_TICK_MAX_NS ? m->threshold_ns : URT_MON_TICK_MAX_NS;
 	if (waiting) {
+		t->idle_passes = 0;
 		/* Samplers (proc) must see the gaps between short blocks, or
 		 * they would merge them into one long block: look again at
 		 * threshold / 8 (>= 20 us) until the block is due. */
@@ -427,6 +438,12 @@ int64_t urt__mon_tick_scan(struct urt_mon *m, struct urt_mon_tick *t, int64_t no
 		if (t->sampling && now + look < next)
 			next = now + look;
 		t->interval = base;
+	} else if (active || ++t->idle_passes < URT_MON_TICK_IDLE_PASSES) {
+		/* slots are blocking and waking: keep looking at the base rate */
+		if (active)
+			t->idle_passes = 0;
+		t->interval = base;
+		next = now + base;
 	} else {
 		if (t->interval < base)
 			t->interval = base;

@@ -19,7 +19,8 @@
  * on the ringbuf, the kernel wakes it only when a threshold passes) or
  * "tick" (raw_tp/sched_switch fallback, or "bpf-tick": wait() scans the
  * mapped array with the sleep policy of urt__mon_tick_scan). "bpf" tries
- * timer, then tick on raw_tp.
+ * timer, then tick on raw_tp; "bpf-raw" goes straight to the fallback
+ * (so the selftests cover it).
  *
  * Who writes states[slot]: the program, at the slot thread's own context
  * switches, while the thread is in tid_slot; this file, at register
@@ -156,7 +157,7 @@ static int bpf_try(struct urt_mon *m, struct mon_bpf *b, bool raw, bool timer,
 	return 0;
 fail:
 	if (why && whylen) {
-		char msg[160];
+		char msg[100];
 
 		snprintf(msg, sizeof(msg), "%s", bpf_msg && bpf_msg[0] ? bpf_msg : "");
 		snprintf(why, whylen, "%s %s: %s%s%s", raw ? "raw_tp" : "tp_btf", step,
@@ -186,8 +187,8 @@ static int bpf_open(struct urt_mon *m, const char *mode, char *why, size_t whyle
 {
 	libbpf_print_fn_t old;
 	struct mon_bpf *b;
-	char msg[160] = "", why1[200] = "";
-	bool want_timer = strcmp(mode, "bpf-tick") != 0;
+	char msg[100] = "", why1[200] = "";
+	bool want_timer = strcmp(mode, "bpf-tick") && strcmp(mode, "bpf-raw");
 	bool allow_tick = strcmp(mode, "bpf-timer") != 0;
 	int err;
 
@@ -206,15 +207,19 @@ static int bpf_open(struct urt_mon *m, const char *mode, char *why, size_t whyle
 	bpf_msglen = sizeof(msg);
 	old = libbpf_set_print(bpf_capture);
 	/* tp_btf (with the threshold timer unless a tick was asked for) */
-	err = bpf_try(m, b, false, want_timer, why1, sizeof(why1));
+	if (!strcmp(mode, "bpf-raw")) {
+		snprintf(why1, sizeof(why1), "tp_btf not tried (bpf-raw)");
+		err = -ENOENT;
+	} else {
+		err = bpf_try(m, b, false, want_timer, why1, sizeof(why1));
+	}
 	if (err && allow_tick) {
+		char why2[200] = "";
+
 		msg[0] = 0;
-		err = bpf_try(m, b, true, false, why, whylen);
-		if (err && why && strlen(why) + strlen(why1) + 3 < whylen) {
-			memmove(why + strlen(why1) + 2, why, strlen(why) + 1);
-			memcpy(why, why1, strlen(why1));
-			memcpy(why + strlen(why1), ", ", 2);
-		}
+		err = bpf_try(m, b, true, false, why2, sizeof(why2));
+		if (err)
+			snprintf(why, whylen, "%.180s, %.180s", why1, why2);
 	} else if (err) {
 		snprintf(why, whylen, "%s", why1);
 	}

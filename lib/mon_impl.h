@@ -71,10 +71,13 @@ void urt__mon_read_state(const void *st, struct urt_mon_wstate *out) URT_HIDDEN;
 struct urt_mon_tick {
 	int64_t interval;		/* current sleep between scans */
 	uint32_t *reported;		/* per slot: seq already reported + 1 */
+	uint32_t *last_seq;		/* per slot: seq seen by the last pass */
+	unsigned int idle_passes;	/* passes since a slot last changed */
 	bool sampling;			/* states are samples (proc), not exact */
 };
 #define URT_MON_TICK_MIN_NS	20000LL		/* 20 us */
 #define URT_MON_TICK_MAX_NS	10000000LL	/* 10 ms */
+#define URT_MON_TICK_IDLE_PASSES 50		/* then back off, as sysmon */
 int urt__mon_tick_init(struct urt_mon *m, struct urt_mon_tick *t) URT_HIDDEN;
 void urt__mon_tick_fini(struct urt_mon_tick *t) URT_HIDDEN;
 /*

@@ -98,7 +98,8 @@ struct urt_mon;
  * Opens a monitor for slots 0 .. max_workers - 1 with a threshold of
  * threshold_ns (> 0). which: "auto" tries kmod if /dev/urt exists, then
  * bpf, then proc; "kmod", "bpf", "proc", "off" ask for one backend and fail
- * if it cannot start; "bpf-timer" / "bpf-tick" force one BPF mode (for
+ * if it cannot start; "bpf-timer" / "bpf-tick" / "bpf-raw" force one BPF
+ * mode (tp_btf + bpf_timer, tp_btf + tick, raw_tp + tick: for tests and
  * measurements). why (may be NULL) gets one line saying which backend runs
  * and why the ones before it did not, or why the open failed.
  * Returns 0, -EINVAL (bad which/threshold/max_workers), or the error of the

@@ -158,6 +158,7 @@ FIXTURE_VARIANT(mon) {
 FIXTURE_VARIANT_ADD(mon, proc) { .which = "proc", .exact = false };
 FIXTURE_VARIANT_ADD(mon, bpf_timer) { .which = "bpf-timer", .exact = true };
 FIXTURE_VARIANT_ADD(mon, bpf_tick) { .which = "bpf-tick", .exact = true };
+FIXTURE_VARIANT_ADD(mon, bpf_raw_tp) { .which = "bpf-raw", .exact = true };
 FIXTURE_VARIANT_ADD(mon, kmod) { .which = "kmod", .exact = true };
 
 FIXTURE_SETUP(mon)
