@@ -147,10 +147,14 @@ TEST_F(blk, blocked_time_accumulates)
 TEST_F(blk, stats_count_blocks)
 {
 	long long before = urt_stat("blocks");
+	struct urt_worker_state s;
 
 	if (before < 0)
 		SKIP(return, "%s not readable", URT_STATS);
+
 	worker_do(&self->w, 's', 10);
+	/* The sleep, and the read() it returns to. */
+	ASSERT_EQ(0, worker_idle(&self->st[5], &s));
 	EXPECT_LE(before + 2, urt_stat("blocks"));
 	EXPECT_LE(1, urt_stat("workers"));
 	EXPECT_LE(1, urt_stat("groups"));

@@ -237,4 +237,51 @@ TEST_F(ntf, poll_reports_pending_events)
 	EXPECT_EQ(0, poll(&p, 1, 0));
 }
 
+static void on_alarm(int sig __attribute__((unused)))
+{
+}
+
+TEST_F(ntf, blocking_read_is_interrupted_by_a_signal)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };	/* no SA_RESTART */
+	struct itimerval it = { .it_value = { 0, 100000 } };
+	struct urt_event ev;
+
+	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
+	ASSERT_EQ(0, setitimer(ITIMER_REAL, &it, NULL));
+	EXPECT_EQ(-1, read(self->fd, &ev, sizeof(ev)));
+	EXPECT_EQ(EINTR, errno);
+}
+
+TEST_F(ntf, events_go_only_to_the_workers_group)
+{
+	struct urt_info info2;
+	struct urt_worker_state *st2;
+	struct urt_event ev[4];
+	struct worker w2;
+	int fd2 = urt_open();
+
+	ASSERT_LE(0, fd2);
+	st2 = urt_map(fd2, &info2);
+	ASSERT_NE(NULL, st2);
+	/* Same slot number in another group: a different worker. */
+	ASSERT_EQ(0, worker_start(&w2, fd2, 2, -1));
+	ASSERT_EQ(0, urt_wait(&st2[2], URT_STATE_BLOCKED, 0, 5000, NULL));
+	ASSERT_EQ(0, urt_threshold(self->fd, 20 * MS, 0));
+	ASSERT_EQ(0, urt_threshold(fd2, 20 * MS, 0));
+
+	worker_send(&self->w, 's', 200);
+	ASSERT_EQ(1, urt_read_events(self->fd, ev, 4, 5000));
+	EXPECT_EQ(self->w.tid, ev[0].tid);
+	/* The other group's worker sat in its (unarmed) read() throughout. */
+	EXPECT_EQ(0, urt_read_events(fd2, ev, 4, 100));
+	EXPECT_EQ(self->w.tid, self->st[2].tid);
+	EXPECT_EQ(w2.tid, st2[2].tid);
+
+	w2.unregister_at_exit = 1;
+	worker_stop(&w2);
+	munmap(st2, info2.map_size);
+	close(fd2);
+}
+
 TEST_HARNESS_MAIN
