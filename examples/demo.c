@@ -141,22 +141,25 @@ static void *writer_thread(void *arg)
 	return NULL;
 }
 
-static int part2(void)
+/* Runs the starvation scenario with one monitor backend; returns ms. */
+static double starve_once(const char *monitor, int show)
 {
 	struct urt_config cfg;
 	struct starve s = { 0 };
+	struct urt_stats st;
 	urt_task_t b, shorts[100];
+	char why[256];
 	pthread_t wt;
 	urt_rt *rt;
-	int err;
+	double ms;
 
 	urt_config_init(&cfg);
 	cfg.workers = 1;
-	err = urt_create(&rt, &cfg);
-	if (err)
-		return 1;
+	cfg.monitor = monitor;
+	if (urt_create(&rt, &cfg))
+		return -1;
 	if (pipe(s.pipe))
-		return 1;
+		return -1;
 	s.start = urt_now();
 	pthread_create(&wt, NULL, writer_thread, &s);
 	b = urt_spawn_opts(rt, blocker, &s, &(struct urt_spawn_opts){ .name = "blocker" });
@@ -166,13 +169,44 @@ static int part2(void)
 		urt_join(shorts[i], NULL);
 	urt_join(b, NULL);
 	pthread_join(wt, NULL);
-	printf("part 2: 1 slot, a task blocked in read() for 100 ms, 100 short tasks (10 ms of work)\n");
-	printf("        short tasks done after %.1f ms (ideal ~10 ms)\n",
-	       (s.last_done - s.start) / 1e6);
-	printf("        monitor: not built yet -- the blocked worker starves its queue\n");
+	ms = (s.last_done - s.start) / 1e6;
+	urt_stats(rt, &st);
+	if (show) {
+		const char *name = urt_monitor_backend(rt, why, sizeof(why));
+
+		printf("        monitor %-5s short tasks done after %6.1f ms; handoffs %" PRIu64
+		       ", blocks seen %" PRIu64 ", hogs %" PRIu64 "\n", name, ms,
+		       st.handoffs, st.blocks_seen, st.hogs);
+		if (show > 1)
+			printf("                      (%s)\n", why);
+	}
 	close(s.pipe[0]);
 	close(s.pipe[1]);
-	return urt_destroy(rt) ? 1 : 0;
+	urt_destroy(rt);
+	return ms;
+}
+
+static int part2(void)
+{
+	static const char *const monitors[] = { "off", "proc", "bpf", "kmod" };
+
+	printf("part 2: 1 slot, a task blocked in read() for 100 ms, 100 short tasks (10 ms of work)\n");
+	for (size_t i = 0; i < sizeof(monitors) / sizeof(monitors[0]); i++) {
+		struct urt_config cfg;
+		urt_rt *rt;
+
+		/* Only backends that can start here. */
+		urt_config_init(&cfg);
+		cfg.workers = 1;
+		cfg.monitor = monitors[i];
+		if (urt_create(&rt, &cfg)) {
+			printf("        monitor %-5s not available here\n", monitors[i]);
+			continue;
+		}
+		urt_destroy(rt);
+		starve_once(monitors[i], 1);
+	}
+	return 0;
 }
 
 static int demo_main(void *arg)

@@ -53,6 +53,17 @@ struct urt_config {
 	unsigned int global_queue_interval; /* ticks between fairness checks; 0: 61 */
 	unsigned int event_interval;	/* ticks between reactor polls; 0: 61 */
 	const char *name;		/* thread name prefix; NULL: "urt" */
+
+	/*
+	 * The monitor: when a worker stays blocked in the kernel longer than
+	 * monitor_threshold_ns, or runs one task step longer than
+	 * hog_threshold_ns, while its slot has queued tasks, the slot and its
+	 * queue move to a spare thread (at most max_spares of them).
+	 */
+	const char *monitor;		/* "auto" (NULL), "kmod", "bpf", "proc", "off" */
+	int64_t monitor_threshold_ns;	/* 0: 50 us */
+	int64_t hog_threshold_ns;	/* 0: 10 ms; < 0: no hog detection */
+	unsigned int max_spares;	/* 0: as many as there are workers */
 };
 
 /* Fills *cfg with defaults (all zero: "choose for me"). */
@@ -61,7 +72,8 @@ void urt_config_init(struct urt_config *cfg);
 /*
  * Applies environment overrides to *cfg:
  *   URT_WORKERS, URT_STACK_SIZE (bytes, k/m suffix), URT_MAX_BLOCKING,
- *   URT_BLOCKING_IDLE_MS.
+ *   URT_BLOCKING_IDLE_MS, URT_MONITOR (auto|kmod|bpf|proc|off),
+ *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES.
  * A malformed or out-of-range value returns -EINVAL and writes one line
  * naming the variable to *err (if err != NULL, errlen > 0).
  */
@@ -331,10 +343,19 @@ struct urt_stats {
 	uint64_t steals;	/* tasks taken from another slot */
 	uint64_t parks;		/* times a worker went to sleep */
 	uint64_t blocking_threads; /* live blocking-pool threads */
-	unsigned int workers;
+	uint64_t handoffs;	/* slots moved to a spare thread by the monitor */
+	uint64_t blocks_seen;	/* workers seen blocked past the threshold */
+	uint64_t hogs;		/* task steps seen running past hog_threshold_ns */
+	unsigned int workers;	/* slots */
 };
 
 int urt_stats(urt_rt *rt, struct urt_stats *out);
+
+/*
+ * Which monitor backend runs ("kmod", "bpf", "proc", "off") and, in `why`,
+ * one line saying why the others were not chosen. Returns the name.
+ */
+const char *urt_monitor_backend(urt_rt *rt, char *why, size_t whylen);
 
 /* A one-line description of a negative urt return value. */
 const char *urt_strerror(int err);

@@ -55,7 +55,11 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		{ "URT_STACK_SIZE", 16384, 1ULL << 30, true, "bytes (k/m/g suffix), 16k..1g" },
 		{ "URT_MAX_BLOCKING", 1, 4096, false, "a thread count, 1..4096" },
 		{ "URT_BLOCKING_IDLE_MS", 1, 3600000, false, "milliseconds, 1..3600000" },
+		{ "URT_MONITOR_THRESHOLD_US", 1, 10000000, false, "microseconds, 1..10000000" },
+		{ "URT_HOG_THRESHOLD_US", 1, 60000000, false, "microseconds, 1..60000000" },
+		{ "URT_MAX_SPARES", 1, 1024, false, "a thread count, 1..1024" },
 	};
+	const char *mon = getenv("URT_MONITOR");
 
 	if (!cfg)
 		return -EINVAL;
@@ -76,6 +80,26 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		case 1: cfg->stack_size = (size_t)x; break;
 		case 2: cfg->max_blocking = (unsigned int)x; break;
 		case 3: cfg->blocking_idle_ms = (unsigned int)x; break;
+		case 4: cfg->monitor_threshold_ns = (int64_t)x * 1000; break;
+		case 5: cfg->hog_threshold_ns = (int64_t)x * 1000; break;
+		case 6: cfg->max_spares = (unsigned int)x; break;
+		}
+	}
+	if (mon) {
+		static const char *const names[] = { "auto", "kmod", "bpf", "proc", "off" };
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (strcmp(mon, names[i]) == 0) {
+				cfg->monitor = names[i];
+				ok = true;
+			}
+		}
+		if (!ok) {
+			if (err && errlen)
+				snprintf(err, errlen, "urt: invalid URT_MONITOR='%s': expected "
+					 "auto, kmod, bpf, proc or off", mon);
+			return -EINVAL;
 		}
 	}
 	return 0;
@@ -107,5 +131,21 @@ int urt__config_resolve(struct urt_config *cfg)
 		cfg->event_interval = 61;
 	if (!cfg->name)
 		cfg->name = "urt";
+	if (!cfg->monitor)
+		cfg->monitor = "auto";
+	if (strcmp(cfg->monitor, "auto") && strcmp(cfg->monitor, "kmod") &&
+	    strcmp(cfg->monitor, "bpf") && strcmp(cfg->monitor, "proc") &&
+	    strcmp(cfg->monitor, "off"))
+		return -EINVAL;
+	if (cfg->monitor_threshold_ns == 0)
+		cfg->monitor_threshold_ns = 50000;
+	if (cfg->monitor_threshold_ns < 0)
+		return -EINVAL;
+	if (cfg->hog_threshold_ns == 0)
+		cfg->hog_threshold_ns = 10000000;
+	if (cfg->max_spares == 0)
+		cfg->max_spares = cfg->workers;
+	if (cfg->max_spares > 1024)
+		return -EINVAL;
 	return 0;
 }

@@ -1,23 +1,36 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rt.h - the scheduler's objects, shared by the core files
- * (sched.c, task.c, fiber.c, timer.c, runtime.c, blocking.c).
+ * (sched.c, task.c, fiber.c, timer.c, runtime.c, blocking.c, sysmon.c).
  *
- * Ownership, written as invariants (the monitor relies on them):
- *   - A slot is owned by at most one worker thread at a time
- *     (slot->owner). Only the owner pushes to or pops from the slot's
- *     local queue tail/LIFO slot; any worker may steal from its head.
- *   - Every runnable task is in exactly one place: a slot's LIFO slot, a
- *     slot's local queue, the injection queue, or running on one thread.
- *   - A worker parks only after re-checking every queue once after it
- *     announced itself idle (idle_park), and every push of work to a queue
- *     is followed by notify_parked(), so no runnable task is left while
- *     all workers sleep.
- *   - If every worker is parked, one of them holds the driver (epoll +
- *     timers); the others sleep on their futex.
+ * The model is Go's: a *slot* (Go's P) is the right to run tasks; a
+ * *worker* (an M) is an OS thread that owns at most one slot; *spares* are
+ * workers without a slot, asleep until the monitor hands them one.
+ *
+ * Invariants (the monitor and the tests rely on them):
+ *   - A slot has at most one owner (slot->owner). Only the owner touches
+ *     the slot's LIFO slot, its ring's tail and its scheduling state, and
+ *     only between slot_enter() and slot_exit(); any thread may steal from
+ *     the ring's head.
+ *   - Ownership moves only by handoff (monitor.c): the monitor stores the
+ *     new owner, runs an asymmetric barrier (membarrier), waits until the
+ *     old owner is outside slot_enter/exit (its worker->busy), and only
+ *     then wakes the spare.
+ *     The old owner notices at its next slot_enter and becomes a spare.
+ *   - Every runnable task is in exactly one place: a LIFO slot, a ring, the
+ *     injection queue, or running on exactly one thread.
+ *   - A slot's owner parks only after announcing it (idle_to_parked) and,
+ *     if it was the last searcher, re-checking every queue; every push of
+ *     work is followed by urt__notify_parked(), so no task is left behind
+ *     while all slots sleep.
+ *   - If every slot is parked, one owner holds the driver (epoll + timers).
  */
 #ifndef URT_RT_H
 #define URT_RT_H
+
+#define SLOT_PARKED ((uintptr_t)1)
+
+#include <sys/types.h>
 
 #include "internal.h"
 #include "queue.h"
@@ -29,33 +42,53 @@ struct urt_stack {
 	size_t map_size;		/* whole mapping, guard included */
 };
 
+enum { PARK_EMPTY, PARK_FUTEX, PARK_DRIVER, PARK_NOTIFIED };
+
+struct urt_worker;
+
 struct urt_slot {
 	struct urt_lqueue q;		/* stealable ring */
-	struct urt_task *lifo;		/* owner only */
-	struct urt_worker *owner;
+	_Alignas(CACHELINE) _Atomic(struct urt_task *) lifo; /* owner writes; monitor peeks */
+	_Atomic(uintptr_t) owner;	/* worker pointer | SLOT_PARKED */
+	atomic_uint park_state;		/* PARK_*: futex word of the owner */
 	int index;
+	bool searching;
+	uint32_t rng;
 	unsigned int lifo_polls;	/* consecutive LIFO runs: starvation guard */
-	/* counters, written by the owner, read by anyone (relaxed) */
-	atomic_uint_fast64_t polls, steals, spawned, completed, parks;
-};
+	unsigned int gq_countdown;	/* ticks until the injection queue goes first */
+	unsigned int ev_countdown;	/* ticks until a non-blocking driver turn */
 
-enum { PARK_EMPTY, PARK_FUTEX, PARK_DRIVER, PARK_NOTIFIED };
+	/* For the monitor and the tools: written by the owner (relaxed). */
+	_Alignas(CACHELINE) atomic_uint_fast64_t steps;	/* task steps started */
+	atomic_uint_fast64_t cur_task;	/* id of the task running, 0 if none */
+	/* Written by the monitor. */
+	atomic_uint_fast64_t handoffs, blocks_seen, hogs, blocked_ns;
+};
 
 struct urt_worker {
 	struct urt_rt *rt;
-	struct urt_slot *slot;		/* NULL for a blocking-pool thread */
-	int index;
+	struct urt_slot *slot;		/* the slot this thread owns, or NULL */
+	int index;			/* in rt->workers; monitor registration id */
+	bool started;			/* has a thread */
+	bool exited;			/* its thread ended (joined at destroy) */
 	pthread_t thread;
-	atomic_uint park_state;		/* PARK_*: futex word */
-	bool searching;
-	uint32_t tick;
-	uint32_t rng;
+	pid_t tid;
+	atomic_uint spare_word;		/* futex a spare sleeps on */
+	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
 	void *sched_sp;			/* scheduler context while a fiber runs */
+	unsigned int slot_depth;	/* nesting of slot_enter (sched.c) */
+	/*
+	 * Inside slot_enter..slot_exit. Per thread, not per slot: a thread
+	 * that lost its slot must never clear the flag of the slot's new owner.
+	 */
+	atomic_uint busy;
 	struct urt_stack *stack_cache;	/* pooled fiber stacks */
 	unsigned int nstack_cache;
 	struct urt_task *task_cache;	/* pooled task objects */
 	unsigned int ntask_cache;
 	void *altstack;			/* SIGSEGV handler stack (guard-page hits) */
+	/* counters, written by this thread only */
+	atomic_uint_fast64_t spawned, completed, polls, steals, parks;
 #ifdef URT_ASAN
 	const void *asan_bottom;	/* the thread stack, for fiber switches */
 	size_t asan_size;
@@ -66,25 +99,31 @@ struct urt_worker {
 };
 
 struct urt_idle {
-	/* (searching << 16) | unparked: changed by CAS or under lock */
+	/* (searching << 16) | unparked slots: changed by atomics, under lock */
 	atomic_uint state;
 	urt_spin lock;
-	int *sleepers;			/* stack of parked worker indices */
+	int *sleepers;			/* stack of parked slot indices */
 	int nsleepers;
 };
 
 struct urt_wheel;
 struct urt_blocking_pool;
+struct urt_monitor;
 
 struct urt_rt {
 	struct urt_config cfg;
-	unsigned int nworkers;
-	unsigned int nworkers_started;
+	unsigned int nslots;
+	unsigned int nworkers;		/* capacity: nslots + max_spares */
 	size_t stack_size;
 	struct urt_worker *workers;
 	struct urt_slot *slots;
 	struct urt_inject inject;
 	struct urt_idle idle;
+
+	/* spares: workers without a slot */
+	urt_spin spare_lock;
+	int *spares;			/* stack of idle spare worker indices */
+	int nspares;
 
 	/* driver: epoll (reactor) + timers; held by one thread at a time */
 	struct urt_reactor *reactor;
@@ -95,6 +134,7 @@ struct urt_rt {
 	struct urt_wheel *wheel;
 
 	struct urt_blocking_pool *blocking;
+	struct urt_monitor *monitor;
 
 	/* task objects: slabs freed at destroy; a shared free list */
 	urt_spin slab_lock;
@@ -115,7 +155,9 @@ struct urt_rt {
  * and a compiler may cache a TLS address across the switch call. */
 struct urt_worker *urt__worker(void) URT_HIDDEN;
 void urt__set_worker(struct urt_worker *w) URT_HIDDEN;
-void urt__set_current_task(struct urt_task *t) URT_HIDDEN;
+/* The task running on this thread. Scheduler code (never on a fiber
+ * stack) may use it directly; fiber code must call urt__current_task(). */
+extern __thread struct urt_task *urt__tls_task URT_HIDDEN;
 void urt__set_current_rt(struct urt_rt *rt) URT_HIDDEN;
 
 /* sched.c */
@@ -124,6 +166,10 @@ void urt__notify_parked(struct urt_rt *rt) URT_HIDDEN;
 void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__workers_stop(struct urt_rt *rt) URT_HIDDEN;
+/* sysmon.c: gives slot s (owner blocked or hogging) to a spare; false if none. */
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s) URT_HIDDEN;
+struct urt_worker *urt__spare_reserve(struct urt_rt *rt) URT_HIDDEN;
+int urt__spare_spawn(struct urt_worker *w) URT_HIDDEN;
 
 /* task.c */
 struct urt_task *urt__task_alloc(struct urt_rt *rt) URT_HIDDEN;
@@ -152,12 +198,21 @@ void urt__wheel_destroy(struct urt_rt *rt) URT_HIDDEN;
 int64_t urt__timers_run(struct urt_rt *rt, int64_t now) URT_HIDDEN;
 int64_t urt__timers_next(struct urt_rt *rt) URT_HIDDEN;
 
-/* blocking.c */
+/* config.c */
 int urt__config_resolve(struct urt_config *cfg) URT_HIDDEN;
 
+/* blocking.c */
 int urt__blocking_create(struct urt_rt *rt) URT_HIDDEN;
 void urt__blocking_destroy(struct urt_rt *rt) URT_HIDDEN;
 uint64_t urt__blocking_threads(struct urt_rt *rt) URT_HIDDEN;
+
+/* sysmon.c */
+int urt__monitor_start(struct urt_rt *rt) URT_HIDDEN;
+void urt__monitor_stop(struct urt_rt *rt) URT_HIDDEN;	/* the thread */
+void urt__monitor_free(struct urt_rt *rt) URT_HIDDEN;	/* the backend */
+/* Each worker thread registers itself with the backend (kmod: must be itself). */
+void urt__monitor_thread_init(struct urt_worker *w) URT_HIDDEN;
+void urt__monitor_thread_fini(struct urt_worker *w) URT_HIDDEN;
 
 /* relaxed counter bump by the single writer */
 static inline void urt__count(atomic_uint_fast64_t *c, uint64_t n)

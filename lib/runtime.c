@@ -13,6 +13,7 @@ static void rt_free(struct urt_rt *rt)
 {
 	if (rt->blocking)
 		urt__blocking_destroy(rt);
+	urt__monitor_free(rt);
 	urt__stacks_free(rt);
 	urt__tasks_free(rt);
 	if (rt->reactor)
@@ -22,6 +23,7 @@ static void rt_free(struct urt_rt *rt)
 	if (rt->wheel)
 		urt__wheel_destroy(rt);
 	free(rt->idle.sleepers);
+	free(rt->spares);
 	free(rt->workers);
 	free(rt->slots);
 	free(rt);
@@ -51,30 +53,39 @@ int urt_create(urt_rt **out, const struct urt_config *cfg)
 		free(rt);
 		return err;
 	}
-	rt->nworkers = rt->cfg.workers;
+	rt->nslots = rt->cfg.workers;
+	rt->nworkers = rt->nslots + rt->cfg.max_spares;
 	rt->stack_size = (rt->cfg.stack_size + 4095) & ~(size_t)4095;
 	atomic_init(&rt->next_id, 1);
 	atomic_init(&rt->driver_until, URT_FOREVER);
 
 	err = -ENOMEM;
-	slots_size = ((rt->nworkers * sizeof(struct urt_slot)) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1);
+	slots_size = ((rt->nslots * sizeof(struct urt_slot)) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1);
 	rt->slots = aligned_alloc(CACHELINE, slots_size);
 	rt->workers = calloc(rt->nworkers, sizeof(*rt->workers));
-	rt->idle.sleepers = calloc(rt->nworkers, sizeof(int));
-	if (!rt->slots || !rt->workers || !rt->idle.sleepers)
+	rt->idle.sleepers = calloc(rt->nslots, sizeof(int));
+	rt->spares = calloc(rt->nworkers, sizeof(int));
+	if (!rt->slots || !rt->workers || !rt->idle.sleepers || !rt->spares)
 		goto fail;
 	memset(rt->slots, 0, slots_size);
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct urt_worker *w = &rt->workers[i];
+
+		w->rt = rt;
+		w->index = (int)i;
+	}
+	for (unsigned int i = 0; i < rt->nslots; i++) {
 		struct urt_slot *s = &rt->slots[i];
 		struct urt_worker *w = &rt->workers[i];
 
 		urt__lq_init(&s->q);
 		s->index = (int)i;
-		s->owner = w;
-		w->rt = rt;
+		s->rng = 0x9e3779b9u * (i + 1);
+		s->gq_countdown = rt->cfg.global_queue_interval;
+		s->ev_countdown = rt->cfg.event_interval;
+		atomic_init(&s->owner, (uintptr_t)w);
+		atomic_init(&s->park_state, PARK_EMPTY);
 		w->slot = s;
-		w->index = (int)i;
-		atomic_init(&w->park_state, PARK_EMPTY);
 	}
 	err = urt__wheel_create(rt);
 	if (err)
@@ -93,9 +104,14 @@ int urt_create(urt_rt **out, const struct urt_config *cfg)
 	err = urt__blocking_create(rt);
 	if (err)
 		goto fail;
-	err = urt__workers_start(rt);
+	err = urt__monitor_start(rt);
 	if (err)
 		goto fail;
+	err = urt__workers_start(rt);
+	if (err) {
+		urt__monitor_stop(rt);
+		goto fail;
+	}
 	*out = rt;
 	return 0;
 fail:
@@ -117,6 +133,7 @@ int urt_destroy(urt_rt *rt)
 		urt__cancel_all(rt);
 		nanosleep(&ts, NULL);
 	}
+	urt__monitor_stop(rt);
 	urt__workers_stop(rt);
 	rt_free(rt);
 	return 0;
@@ -179,15 +196,22 @@ int urt_stats(urt_rt *rt, struct urt_stats *out)
 	out->spawned = atomic_load(&rt->foreign_spawned);
 	out->completed = atomic_load(&rt->foreign_completed);
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct urt_worker *w = &rt->workers[i];
+
+		out->spawned += atomic_load_explicit(&w->spawned, memory_order_relaxed);
+		out->completed += atomic_load_explicit(&w->completed, memory_order_relaxed);
+		out->polls += atomic_load_explicit(&w->polls, memory_order_relaxed);
+		out->steals += atomic_load_explicit(&w->steals, memory_order_relaxed);
+		out->parks += atomic_load_explicit(&w->parks, memory_order_relaxed);
+	}
+	for (unsigned int i = 0; i < rt->nslots; i++) {
 		struct urt_slot *s = &rt->slots[i];
 
-		out->spawned += atomic_load_explicit(&s->spawned, memory_order_relaxed);
-		out->completed += atomic_load_explicit(&s->completed, memory_order_relaxed);
-		out->polls += atomic_load_explicit(&s->polls, memory_order_relaxed);
-		out->steals += atomic_load_explicit(&s->steals, memory_order_relaxed);
-		out->parks += atomic_load_explicit(&s->parks, memory_order_relaxed);
+		out->handoffs += atomic_load_explicit(&s->handoffs, memory_order_relaxed);
+		out->hogs += atomic_load_explicit(&s->hogs, memory_order_relaxed);
+		out->blocks_seen += atomic_load_explicit(&s->blocks_seen, memory_order_relaxed);
 	}
 	out->blocking_threads = urt__blocking_threads(rt);
-	out->workers = rt->nworkers;
+	out->workers = rt->nslots;
 	return 0;
 }

@@ -2,26 +2,34 @@
 /*
  * sched.c - the scheduler: worker loop, work stealing, parking, the driver.
  *
- * Each worker thread owns one slot and loops:
+ * A worker thread that owns a slot loops:
  *
  *   next task:  the slot's LIFO slot (at most MAX_LIFO_POLLS in a row, so
  *               two tasks waking each other cannot starve the queue), the
  *               injection queue every global_queue_interval ticks
  *               (fairness), the local ring, the injection queue;
- *   steal:      become "searching" (at most half the workers search at
- *               once: no thundering herd), take half of another slot's
- *               ring, starting at a random slot;
+ *   steal:      become "searching" (at most half the slots search at once:
+ *               no thundering herd), take half of another slot's ring,
+ *               starting at a random slot;
  *   park:       announce idle, re-check (the last searcher), sleep.
  *
- * Parking (tokio's design). idle.state counts unparked and searching
- * workers. Whoever makes work available calls urt__notify_parked(), which
- * wakes one sleeper only if nobody is searching already -- a searcher will
- * find the work, and when a searcher finds work and it was the last one, it
- * wakes another. A worker about to sleep first tries to take the driver:
- * the holder waits in epoll (I/O readiness, its eventfd, the next timer
- * deadline); the others wait on their futex. Busy workers poll the driver
+ * Parking (tokio's design, per slot). idle.state counts unparked and
+ * searching slots. Whoever makes work available calls urt__notify_parked(),
+ * which wakes one sleeping slot only if nobody searches already -- a
+ * searcher will find the work, and a searcher that finds work and was the
+ * last one wakes another. A slot owner about to sleep first tries to take
+ * the driver: the holder waits in epoll (I/O, its eventfd, the next timer);
+ * the others wait on their slot's futex word. Busy owners poll the driver
  * without blocking every event_interval ticks, so timers and I/O are
  * serviced even when nobody parks.
+ *
+ * Slot ownership and handoff (the invariants are in rt.h): every access to
+ * a slot's owner-only state happens between slot_enter() and slot_exit().
+ * slot_enter() publishes the thread's `busy` and then reads the owner; the
+ * monitor (sysmon.c) publishes a new owner, runs membarrier() and then
+ * reads the old owner's `busy`. The barrier makes the pair a Dekker
+ * handshake without a fence on the owner's fast path: either the old owner sees it lost the slot, or the
+ * monitor sees it inside and waits for it to leave.
  */
 #include <limits.h>
 #include <sched.h>
@@ -29,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,10 +47,10 @@
 #define DRIVER_EVENTS	64
 
 static __thread struct urt_worker *tls_worker;
-static __thread struct urt_task *tls_task;
+__thread struct urt_task *urt__tls_task;
 static __thread struct urt_rt *tls_rt;
 
-/* Noinline with a compiler barrier: see sched.h. */
+/* Noinline with a compiler barrier: see rt.h. */
 __attribute__((noinline)) struct urt_worker *urt__worker(void)
 {
 	__asm__ volatile("" ::: "memory");
@@ -53,7 +60,7 @@ __attribute__((noinline)) struct urt_worker *urt__worker(void)
 __attribute__((noinline)) struct urt_task *urt__current_task(void)
 {
 	__asm__ volatile("" ::: "memory");
-	return tls_task;
+	return urt__tls_task;
 }
 
 __attribute__((noinline)) struct urt_rt *urt__current_rt(void)
@@ -63,7 +70,6 @@ __attribute__((noinline)) struct urt_rt *urt__current_rt(void)
 }
 
 void urt__set_worker(struct urt_worker *w) { tls_worker = w; }
-void urt__set_current_task(struct urt_task *t) { tls_task = t; }
 void urt__set_current_rt(struct urt_rt *rt) { tls_rt = rt; }
 
 bool urt__in_fiber(void)
@@ -81,13 +87,62 @@ urt_rt *urt_current(void)
 int urt_self_slot(void)
 {
 	struct urt_worker *w = urt__worker();
+	struct urt_slot *s = w ? w->slot : NULL;
 
-	return w && w->slot ? w->slot->index : -1;
+	return s ? s->index : -1;
 }
 
 struct urt_reactor *urt__rt_reactor(struct urt_rt *rt)
 {
 	return rt->reactor;
+}
+
+/* ------------------------------------------------------------ ownership */
+
+static inline struct urt_worker *ctl_owner(uintptr_t ctl)
+{
+	return (struct urt_worker *)(ctl & ~SLOT_PARKED);
+}
+
+/*
+ * Enters w's slot for owner-only work; NULL if w owns none (any more).
+ * Re-entrant (a driver turn inside park wakes tasks onto the slot).
+ */
+static inline struct urt_slot *slot_enter(struct urt_worker *w)
+{
+	struct urt_slot *s = w->slot;
+
+	if (!s)
+		return NULL;
+	if (w->slot_depth++)
+		return s;
+	atomic_store_explicit(&w->busy, 1, memory_order_relaxed);
+	/* membarrier() on the monitor's side supplies the hardware fence. */
+	atomic_signal_fence(memory_order_seq_cst);
+	if (likely(ctl_owner(atomic_load_explicit(&s->owner, memory_order_relaxed)) == w))
+		return s;
+	atomic_store_explicit(&w->busy, 0, memory_order_release);
+	w->slot_depth = 0;
+	w->slot = NULL;	/* handed to a spare: this thread becomes one */
+	return NULL;
+}
+
+static inline void slot_exit(struct urt_worker *w, struct urt_slot *s)
+{
+	(void)s;
+	if (--w->slot_depth == 0)
+		atomic_store_explicit(&w->busy, 0, memory_order_release);
+}
+
+/* The LIFO slot: written by the owner only, read by the monitor. */
+static inline struct urt_task *lifo_get(struct urt_slot *s)
+{
+	return atomic_load_explicit(&s->lifo, memory_order_relaxed);
+}
+
+static inline void lifo_set(struct urt_slot *s, struct urt_task *t)
+{
+	atomic_store_explicit(&s->lifo, t, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------ idle state */
@@ -96,111 +151,119 @@ struct urt_reactor *urt__rt_reactor(struct urt_rt *rt)
 #define IDLE_SEARCHING(s)	((s) >> 16)
 #define IDLE_ONE_SEARCHING	(1u << 16)
 
-static bool idle_to_searching(struct urt_worker *w)
+static bool idle_to_searching(struct urt_rt *rt, struct urt_slot *s)
 {
-	struct urt_rt *rt = w->rt;
-	unsigned int s;
+	unsigned int st;
 
-	if (w->searching)
+	if (s->searching)
 		return true;
-	s = atomic_load_explicit(&rt->idle.state, memory_order_seq_cst);
-	if (2 * IDLE_SEARCHING(s) >= rt->nworkers)
+	st = atomic_load_explicit(&rt->idle.state, memory_order_seq_cst);
+	if (2 * IDLE_SEARCHING(st) >= rt->nslots)
 		return false;
 	atomic_fetch_add_explicit(&rt->idle.state, IDLE_ONE_SEARCHING, memory_order_seq_cst);
-	w->searching = true;
+	s->searching = true;
 	return true;
 }
 
-/* Found work while searching. If we were the last searcher, someone else
+/* Found work while searching. If this was the last searcher, someone else
  * must look for the rest. */
-static void idle_from_searching(struct urt_worker *w)
+static void idle_from_searching(struct urt_rt *rt, struct urt_slot *s)
 {
 	unsigned int prev;
 
-	w->searching = false;
-	prev = atomic_fetch_sub_explicit(&w->rt->idle.state, IDLE_ONE_SEARCHING,
+	s->searching = false;
+	prev = atomic_fetch_sub_explicit(&rt->idle.state, IDLE_ONE_SEARCHING,
 					 memory_order_seq_cst);
 	if (IDLE_SEARCHING(prev) == 1)
-		urt__notify_parked(w->rt);
+		urt__notify_parked(rt);
 }
 
-/* Returns true if this was the last searching worker. */
-static bool idle_to_parked(struct urt_worker *w)
+/* Returns true if this was the last searching slot. */
+static bool idle_to_parked(struct urt_rt *rt, struct urt_slot *s)
 {
-	struct urt_idle *idle = &w->rt->idle;
-	unsigned int dec = 1 + (w->searching ? IDLE_ONE_SEARCHING : 0);
+	struct urt_idle *idle = &rt->idle;
+	unsigned int dec = 1 + (s->searching ? IDLE_ONE_SEARCHING : 0);
 	unsigned int prev;
 
 	urt__spin_lock(&idle->lock);
 	prev = atomic_fetch_sub_explicit(&idle->state, dec, memory_order_seq_cst);
-	idle->sleepers[idle->nsleepers++] = w->index;
+	idle->sleepers[idle->nsleepers++] = s->index;
 	urt__spin_unlock(&idle->lock);
-	if (w->searching) {
-		w->searching = false;
+	if (s->searching) {
+		s->searching = false;
 		return IDLE_SEARCHING(prev) == 1;
 	}
 	return false;
 }
 
-static bool idle_is_parked(struct urt_worker *w)
+static bool idle_is_parked(struct urt_rt *rt, struct urt_slot *s)
 {
-	struct urt_idle *idle = &w->rt->idle;
+	struct urt_idle *idle = &rt->idle;
 	bool parked = false;
 
 	urt__spin_lock(&idle->lock);
 	for (int i = 0; i < idle->nsleepers; i++)
-		if (idle->sleepers[i] == w->index)
+		if (idle->sleepers[i] == s->index)
 			parked = true;
 	urt__spin_unlock(&idle->lock);
 	return parked;
 }
 
-/* Woke up by itself (driver event, local work): leave the sleepers. */
-static void idle_unpark_self(struct urt_worker *w)
+/*
+ * Woke up by itself (driver event, local work, stop): leave the sleepers.
+ * If notify_parked() took us off the list meanwhile, it counted us as
+ * unparked and searching: then we are a searcher now, or the count of
+ * searchers would stay up forever and nobody would be woken again.
+ */
+static void idle_unpark_self(struct urt_rt *rt, struct urt_slot *s)
 {
-	struct urt_idle *idle = &w->rt->idle;
+	struct urt_idle *idle = &rt->idle;
+	bool found = false;
 
 	urt__spin_lock(&idle->lock);
 	for (int i = 0; i < idle->nsleepers; i++) {
-		if (idle->sleepers[i] == w->index) {
+		if (idle->sleepers[i] == s->index) {
 			idle->sleepers[i] = idle->sleepers[--idle->nsleepers];
 			atomic_fetch_add_explicit(&idle->state, 1, memory_order_seq_cst);
+			found = true;
 			break;
 		}
 	}
 	urt__spin_unlock(&idle->lock);
+	if (!found)
+		s->searching = true;
 }
 
-static void unpark(struct urt_worker *w)
+static void unpark(struct urt_rt *rt, struct urt_slot *s)
 {
-	unsigned int prev = atomic_exchange_explicit(&w->park_state, PARK_NOTIFIED,
+	unsigned int prev = atomic_exchange_explicit(&s->park_state, PARK_NOTIFIED,
 						     memory_order_seq_cst);
 
 	if (prev == PARK_FUTEX)
-		urt__futex_wake(&w->park_state, 1);
+		urt__futex_wake(&s->park_state, 1);
 	else if (prev == PARK_DRIVER)
-		urt__driver_kick(w->rt);
+		urt__driver_kick(rt);
 }
 
 void urt__notify_parked(struct urt_rt *rt)
 {
 	struct urt_idle *idle = &rt->idle;
-	unsigned int s = atomic_load_explicit(&idle->state, memory_order_seq_cst);
+	unsigned int st = atomic_load_explicit(&idle->state, memory_order_seq_cst);
 	int idx;
 
-	if (IDLE_SEARCHING(s) || IDLE_UNPARKED(s) >= rt->nworkers)
+	if (IDLE_SEARCHING(st) || IDLE_UNPARKED(st) >= rt->nslots)
 		return;
 	urt__spin_lock(&idle->lock);
-	s = atomic_load_explicit(&idle->state, memory_order_seq_cst);
-	if (IDLE_SEARCHING(s) || IDLE_UNPARKED(s) >= rt->nworkers || !idle->nsleepers) {
+	st = atomic_load_explicit(&idle->state, memory_order_seq_cst);
+	if (IDLE_SEARCHING(st) || IDLE_UNPARKED(st) >= rt->nslots || !idle->nsleepers) {
 		urt__spin_unlock(&idle->lock);
 		return;
 	}
-	/* The woken worker starts out unparked and searching. */
+	/* The woken slot starts out unparked and searching. */
 	atomic_fetch_add_explicit(&idle->state, 1 + IDLE_ONE_SEARCHING, memory_order_seq_cst);
 	idx = idle->sleepers[--idle->nsleepers];
 	urt__spin_unlock(&idle->lock);
-	unpark(&rt->workers[idx]);
+	unpark(rt, &rt->slots[idx]);
 }
 
 /* ------------------------------------------------------------ queues */
@@ -209,21 +272,23 @@ void urt__schedule(struct urt_task *t, bool yield)
 {
 	struct urt_worker *w = urt__worker();
 	struct urt_rt *rt = t->rt;
+	struct urt_slot *s;
 
-	if (w && w->rt == rt && w->slot) {
-		struct urt_slot *s = w->slot;
-
+	if (w && w->rt == rt && (s = slot_enter(w))) {
 		if (!yield) {
 			/* Woken or spawned by a running task: run it next, where its
 			 * data is still in cache. */
-			struct urt_task *prev = s->lifo;
+			struct urt_task *prev = lifo_get(s);
 
-			s->lifo = t;
-			if (!prev)
+			lifo_set(s, t);
+			if (!prev) {
+				slot_exit(w, s);
 				return;
+			}
 			t = prev;
 		}
 		urt__lq_push(&s->q, t, &rt->inject);
+		slot_exit(w, s);
 	} else {
 		urt__inject_push(&rt->inject, t);
 	}
@@ -234,21 +299,19 @@ static bool work_anywhere(struct urt_rt *rt)
 {
 	if (!urt__inject_empty(&rt->inject))
 		return true;
-	for (unsigned int i = 0; i < rt->nworkers; i++)
+	for (unsigned int i = 0; i < rt->nslots; i++)
 		if (urt__lq_len(&rt->slots[i].q))
 			return true;
 	return false;
 }
 
-static struct urt_task *next_task(struct urt_worker *w)
+static struct urt_task *next_task(struct urt_rt *rt, struct urt_slot *s)
 {
-	struct urt_slot *s = w->slot;
-	struct urt_rt *rt = w->rt;
 	struct urt_task *t;
 
-	if (s->lifo) {
-		t = s->lifo;
-		s->lifo = NULL;
+	t = lifo_get(s);
+	if (t) {
+		lifo_set(s, NULL);
 		if (s->lifo_polls < MAX_LIFO_POLLS) {
 			s->lifo_polls++;
 			return t;
@@ -257,7 +320,8 @@ static struct urt_task *next_task(struct urt_worker *w)
 		urt__lq_push(&s->q, t, &rt->inject);
 	}
 	s->lifo_polls = 0;
-	if (w->tick % rt->cfg.global_queue_interval == 0) {
+	if (--s->gq_countdown == 0) {
+		s->gq_countdown = rt->cfg.global_queue_interval;
 		t = urt__inject_pop(&rt->inject);
 		if (t)
 			return t;
@@ -268,25 +332,25 @@ static struct urt_task *next_task(struct urt_worker *w)
 	return urt__inject_pop(&rt->inject);
 }
 
-static struct urt_task *steal_work(struct urt_worker *w)
+static struct urt_task *steal_work(struct urt_worker *w, struct urt_slot *s)
 {
 	struct urt_rt *rt = w->rt;
-	unsigned int n = rt->nworkers, start;
+	unsigned int n = rt->nslots, start;
 	struct urt_task *t;
 
-	if (n > 1 && idle_to_searching(w)) {
-		w->rng ^= w->rng << 13;
-		w->rng ^= w->rng >> 17;
-		w->rng ^= w->rng << 5;
-		start = w->rng % n;
+	if (n > 1 && idle_to_searching(rt, s)) {
+		s->rng ^= s->rng << 13;
+		s->rng ^= s->rng >> 17;
+		s->rng ^= s->rng << 5;
+		start = s->rng % n;
 		for (unsigned int i = 0; i < n; i++) {
 			unsigned int idx = (start + i) % n;
 
-			if (idx == (unsigned int)w->slot->index)
+			if (idx == (unsigned int)s->index)
 				continue;
-			t = urt__lq_steal(&rt->slots[idx].q, &w->slot->q);
+			t = urt__lq_steal(&rt->slots[idx].q, &s->q);
 			if (t) {
-				urt__count(&w->slot->steals, 1);
+				urt__count(&w->steals, 1);
 				return t;
 			}
 		}
@@ -327,8 +391,8 @@ static int epoll_wait_ns(int epfd, struct epoll_event *ev, int n, int64_t timeou
 	return epoll_wait(epfd, ev, n, (int)((timeout_ns + 999999) / 1000000));
 }
 
-/* Runs the driver once: wait up to timeout_ns (-1: until the next timer or
- * an event; 0: just poll). Caller holds rt->driver_lock. */
+/* One turn of the driver: wait for I/O or the next timer (block) or just
+ * poll; then dispatch. Caller holds rt->driver_lock. */
 static void driver_turn(struct urt_rt *rt, bool block)
 {
 	struct epoll_event ev[DRIVER_EVENTS];
@@ -382,10 +446,8 @@ static void driver_unlock(struct urt_rt *rt)
 }
 
 /* Between tasks: service I/O and timers without blocking. */
-static void maintenance(struct urt_worker *w)
+static void maintenance(struct urt_rt *rt)
 {
-	struct urt_rt *rt = w->rt;
-
 	if (driver_trylock(rt)) {
 		driver_turn(rt, false);
 		driver_unlock(rt);
@@ -395,52 +457,141 @@ static void maintenance(struct urt_worker *w)
 }
 
 /* Sleeps until unparked; the driver holder also wakes on I/O and timers. */
-static void park_timeout(struct urt_worker *w)
+static void park_timeout(struct urt_rt *rt, struct urt_slot *s)
 {
-	struct urt_rt *rt = w->rt;
 	unsigned int expect = PARK_EMPTY;
 
 	if (driver_trylock(rt)) {
-		if (atomic_compare_exchange_strong(&w->park_state, &expect, PARK_DRIVER)) {
+		if (atomic_compare_exchange_strong(&s->park_state, &expect, PARK_DRIVER))
 			driver_turn(rt, true);
-		}
-		atomic_exchange(&w->park_state, PARK_EMPTY);
+		atomic_exchange(&s->park_state, PARK_EMPTY);
 		driver_unlock(rt);
 		return;
 	}
-	if (atomic_compare_exchange_strong(&w->park_state, &expect, PARK_FUTEX)) {
-		while (atomic_load(&w->park_state) == PARK_FUTEX)
-			urt__futex_wait(&w->park_state, PARK_FUTEX, URT_FOREVER);
+	if (atomic_compare_exchange_strong(&s->park_state, &expect, PARK_FUTEX)) {
+		while (atomic_load(&s->park_state) == PARK_FUTEX)
+			urt__futex_wait(&s->park_state, PARK_FUTEX, URT_FOREVER);
 	}
-	atomic_exchange(&w->park_state, PARK_EMPTY);
+	atomic_exchange(&s->park_state, PARK_EMPTY);
 }
 
-static void park(struct urt_worker *w)
+/*
+ * Called inside slot_enter with nothing to run; returns outside it. Marks
+ * the slot parked (a parked slot is never handed off: it has nothing
+ * queued) and sleeps outside the busy section.
+ */
+static void park(struct urt_worker *w, struct urt_slot *s)
 {
 	struct urt_rt *rt = w->rt;
-	struct urt_slot *s = w->slot;
+	uintptr_t me = (uintptr_t)w;
 
-	urt__count(&s->parks, 1);
-	if (idle_to_parked(w) && work_anywhere(rt))
+	urt__count(&w->parks, 1);
+	if (!atomic_compare_exchange_strong(&s->owner, &me, me | SLOT_PARKED)) {
+		slot_exit(w, s);	/* the monitor took the slot: slot_enter will tell */
+		return;
+	}
+	if (idle_to_parked(rt, s) && work_anywhere(rt))
 		urt__notify_parked(rt);
+	slot_exit(w, s);
 	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
-		park_timeout(w);
-		if (s->lifo || urt__lq_len(&s->q)) {
+		park_timeout(rt, s);
+		if (lifo_get(s) || urt__lq_len(&s->q)) {
 			/* The driver woke tasks onto our own slot. */
-			idle_unpark_self(w);
+			idle_unpark_self(rt, s);
 			if (urt__lq_len(&s->q))
 				urt__notify_parked(rt);
-			return;
+			break;
 		}
-		if (!idle_is_parked(w)) {
-			w->searching = true;	/* notify_parked counted us searching */
-			return;
+		if (!idle_is_parked(rt, s)) {
+			s->searching = true;	/* notify_parked counted us searching */
+			break;
 		}
 	}
-	idle_unpark_self(w);
+	if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+		idle_unpark_self(rt, s);
+	atomic_store_explicit(&s->owner, me, memory_order_release);
 }
 
 /* ------------------------------------------------------------ workers */
+
+/* Runs the scheduler loop for w's slot until the slot is lost or we stop. */
+static void run_slot(struct urt_worker *w)
+{
+	struct urt_rt *rt = w->rt;
+
+	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
+		struct urt_slot *s = slot_enter(w);
+		struct urt_task *t;
+
+		if (!s)
+			return;		/* handed off while we were stuck */
+		if (--s->ev_countdown == 0) {
+			s->ev_countdown = rt->cfg.event_interval;
+			maintenance(rt);
+		}
+		t = next_task(rt, s);
+		if (!t)
+			t = steal_work(w, s);
+		if (t) {
+			if (s->searching)
+				idle_from_searching(rt, s);
+			slot_exit(w, s);
+			urt__run_task(w, t);
+			continue;
+		}
+		park(w, s);
+	}
+}
+
+/* A spare waits to be handed a slot; false if it should exit instead. */
+static bool spare_wait(struct urt_worker *w)
+{
+	struct urt_rt *rt = w->rt;
+	int64_t idle_until = urt_now() + 1000000000LL;	/* shrink after 1 s idle */
+	struct urt_slot *s;
+
+	urt__spin_lock(&rt->spare_lock);
+	if ((unsigned int)rt->nspares >= rt->cfg.max_spares) {
+		urt__spin_unlock(&rt->spare_lock);
+		return false;
+	}
+	rt->spares[rt->nspares++] = w->index;
+	urt__spin_unlock(&rt->spare_lock);
+
+	while (!(s = atomic_exchange_explicit(&w->handed, NULL, memory_order_acquire))) {
+		if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+			break;
+		if (urt__futex_wait(&w->spare_word, 0, idle_until) == -ETIMEDOUT) {
+			bool gone = false;
+
+			/* Leave the list unless the monitor just picked us. */
+			urt__spin_lock(&rt->spare_lock);
+			for (int i = 0; i < rt->nspares; i++) {
+				if (rt->spares[i] == w->index && rt->nspares > 1) {
+					rt->spares[i] = rt->spares[--rt->nspares];
+					gone = true;
+					break;
+				}
+			}
+			urt__spin_unlock(&rt->spare_lock);
+			if (gone)
+				return false;
+			idle_until = urt_now() + 1000000000LL;
+		}
+	}
+	atomic_store_explicit(&w->spare_word, 0, memory_order_relaxed);
+	if (!s) {
+		/* stopping: leave the list */
+		urt__spin_lock(&rt->spare_lock);
+		for (int i = 0; i < rt->nspares; i++)
+			if (rt->spares[i] == w->index)
+				rt->spares[i] = rt->spares[--rt->nspares];
+		urt__spin_unlock(&rt->spare_lock);
+		return false;
+	}
+	w->slot = s;
+	return true;
+}
 
 static void *worker_main(void *arg)
 {
@@ -448,7 +599,6 @@ static void *worker_main(void *arg)
 	struct urt_rt *rt = w->rt;
 	sigset_t sync_sigs;
 	char name[16];
-
 
 	/* Faults are delivered to the faulting thread: keep them deliverable
 	 * (a blocked SIGSEGV kills the process without a word). */
@@ -459,70 +609,117 @@ static void *worker_main(void *arg)
 	sigaddset(&sync_sigs, SIGILL);
 	sigaddset(&sync_sigs, SIGABRT);
 	pthread_sigmask(SIG_UNBLOCK, &sync_sigs, NULL);
+	w->tid = (pid_t)syscall(SYS_gettid);
 	urt__set_worker(w);
 	urt__set_current_rt(rt);
 	snprintf(name, sizeof(name), "%.10s-w%d", rt->cfg.name, w->index);
 	pthread_setname_np(pthread_self(), name);
 	urt__thread_fiber_init(w);
+	urt__monitor_thread_init(w);
 
-	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
-		struct urt_task *t;
-
-		w->tick++;
-		if (w->tick % rt->cfg.event_interval == 0)
-			maintenance(w);
-		t = next_task(w);
-		if (!t)
-			t = steal_work(w);
-		if (t) {
-			if (w->searching)
-				idle_from_searching(w);
-			urt__run_task(w, t);
-			continue;
-		}
-		park(w);
+	for (;;) {
+		if (w->slot)
+			run_slot(w);
+		if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+			break;
+		if (!spare_wait(w))
+			break;
 	}
+	urt__monitor_thread_fini(w);
 	urt__thread_fiber_fini(w);
 	urt__set_worker(NULL);
 	urt__set_current_rt(NULL);
+	urt__spin_lock(&rt->spare_lock);
+	w->exited = true;
+	urt__spin_unlock(&rt->spare_lock);
 	return NULL;
+}
+
+static int worker_spawn(struct urt_worker *w)
+{
+	sigset_t all, old;
+	int err;
+
+	/* Workers must not take the process's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	w->started = !err;
+	return err;
+}
+
+/*
+ * Reserves the worker struct of a new spare thread, within the budget of
+ * nslots + max_spares threads; NULL if spent. The caller may set its
+ * `handed` slot, then must call urt__spare_spawn().
+ */
+struct urt_worker *urt__spare_reserve(struct urt_rt *rt)
+{
+	struct urt_worker *w = NULL;
+
+	urt__spin_lock(&rt->spare_lock);
+	for (unsigned int i = rt->nslots; i < rt->nworkers; i++) {
+		struct urt_worker *c = &rt->workers[i];
+
+		if (!c->started || c->exited) {
+			w = c;
+			break;
+		}
+	}
+	if (w) {
+		if (w->exited)
+			pthread_join(w->thread, NULL);	/* a spare that shrank away */
+		w->exited = false;
+		w->started = true;			/* reserved */
+	}
+	urt__spin_unlock(&rt->spare_lock);
+	if (w)
+		w->slot = NULL;
+	return w;
+}
+
+int urt__spare_spawn(struct urt_worker *w)
+{
+	int err = worker_spawn(w);
+
+	if (err) {
+		w->started = false;
+		atomic_store(&w->handed, NULL);
+	}
+	return err;
 }
 
 int urt__workers_start(struct urt_rt *rt)
 {
-	sigset_t all, old;
 	int err = 0;
-	unsigned int i;
 
-	atomic_init(&rt->idle.state, rt->nworkers);
-	/* Workers must not take the process's signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	for (i = 0; i < rt->nworkers; i++) {
-		struct urt_worker *w = &rt->workers[i];
-
-		w->rng = 0x9e3779b9u * (i + 1);
-		err = -pthread_create(&w->thread, NULL, worker_main, w);
+	atomic_init(&rt->idle.state, rt->nslots);
+	for (unsigned int i = 0; i < rt->nslots; i++) {
+		err = worker_spawn(&rt->workers[i]);
 		if (err)
 			break;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		rt->nworkers_started = i;
+	if (err)
 		urt__workers_stop(rt);
-		return err;
-	}
-	rt->nworkers_started = i;
-	return 0;
+	return err;
 }
 
 void urt__workers_stop(struct urt_rt *rt)
 {
 	atomic_store_explicit(&rt->stop, true, memory_order_release);
-	for (unsigned int i = 0; i < rt->nworkers_started; i++)
-		unpark(&rt->workers[i]);
+	for (unsigned int i = 0; i < rt->nslots; i++)
+		unpark(rt, &rt->slots[i]);
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		atomic_store(&rt->workers[i].spare_word, 1);
+		urt__futex_wake(&rt->workers[i].spare_word, 1);
+	}
 	urt__driver_kick(rt);
-	for (unsigned int i = 0; i < rt->nworkers_started; i++)
-		pthread_join(rt->workers[i].thread, NULL);
-	rt->nworkers_started = 0;
+	for (unsigned int i = 0; i < rt->nworkers; i++) {
+		struct urt_worker *w = &rt->workers[i];
+
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		w->started = false;
+	}
 }

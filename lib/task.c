@@ -239,8 +239,8 @@ urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void
 	{
 		struct urt_worker *w = urt__worker();
 
-		if (w && w->rt == rt && w->slot)
-			urt__count(&w->slot->spawned, 1);
+		if (w && w->rt == rt)
+			urt__count(&w->spawned, 1);
 		else
 			atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_relaxed);
 	}
@@ -304,8 +304,8 @@ void urt__task_complete(struct urt_task *t)
 			urt__waiter_notify(j);
 		}
 	}
-	if (w && w->rt == t->rt && w->slot)
-		urt__count(&w->slot->completed, 1);
+	if (w && w->rt == t->rt)
+		urt__count(&w->completed, 1);
 	else
 		atomic_fetch_add_explicit(&t->rt->foreign_completed, 1, memory_order_relaxed);
 	urt__task_unref(t);	/* "alive" */
@@ -319,23 +319,28 @@ static void run_cleanup(struct urt_task *t)
 
 void urt__run_task(struct urt_worker *w, struct urt_task *t)
 {
-	unsigned int s = atomic_load_explicit(&t->state, memory_order_relaxed);
+	struct urt_slot *slot = w->slot;
 	bool finished = false;
+	unsigned int s;
 
-	while (!atomic_compare_exchange_weak_explicit(&t->state, &s,
-			(s & ~(unsigned int)TS_NOTIFIED) | TS_RUNNING,
-			memory_order_acquire, memory_order_relaxed))
-		;
-	t->last_slot = (int16_t)w->slot->index;
-	urt__set_current_task(t);
-	urt__count(&w->slot->polls, 1);
+	/* NOTIFIED is set and RUNNING clear (queue invariant): flip both. */
+	s = atomic_fetch_xor_explicit(&t->state, TS_NOTIFIED | TS_RUNNING, memory_order_acquire);
+	urt__tls_task = t;
+	urt__count(&w->polls, 1);
+	if (slot) {
+		/* For the monitor's hog check (like Go's schedtick) and the tools. */
+		t->last_slot = (int16_t)slot->index;
+		atomic_store_explicit(&slot->cur_task, atomic_load_explicit(&t->id,
+				      memory_order_relaxed), memory_order_relaxed);
+		urt__count(&slot->steps, 1);
+	}
 
-	if (!t->started && (s & TS_CANCEL)) {
+	if (unlikely(!t->started && (s & TS_CANCEL))) {
 		/* Cancelled before its first step: only the cleanup runs. */
 		run_cleanup(t);
 		finished = true;
 	} else if (t->kind == TK_FIBER) {
-		if (!t->started) {
+		if (unlikely(!t->started)) {
 			t->started = true;
 			t->err = urt__fiber_prepare(w, t);
 			if (t->err) {
@@ -343,7 +348,7 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 				finished = true;
 			}
 		}
-		if (!finished)
+		if (likely(!finished))
 			finished = urt__fiber_resume(w, t) == FIBER_DONE;
 	} else {
 		struct urt_cx cx = { t, w };
@@ -356,17 +361,15 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 			finished = true;
 		}
 	}
-	urt__set_current_task(NULL);
-
+	urt__tls_task = NULL;
+	if (slot)	/* if the slot moved on meanwhile, the hog check re-samples */
+		atomic_store_explicit(&slot->cur_task, 0, memory_order_relaxed);
 	if (finished) {
 		urt__task_complete(t);
 		return;
 	}
 	/* The step ended: go idle, or back to the queue if woken meanwhile. */
-	s = atomic_load_explicit(&t->state, memory_order_relaxed);
-	while (!atomic_compare_exchange_weak_explicit(&t->state, &s, s & ~(unsigned int)TS_RUNNING,
-			memory_order_acq_rel, memory_order_relaxed))
-		;
+	s = atomic_fetch_and_explicit(&t->state, ~(unsigned int)TS_RUNNING, memory_order_acq_rel);
 	if (s & TS_NOTIFIED)
 		urt__schedule(t, true);
 }
@@ -406,7 +409,7 @@ int urt_yield(void)
 {
 	struct urt_task *t = urt__current_task();
 
-	if (!t || !urt__in_fiber())
+	if (!t || t->kind != TK_FIBER)
 		return -EPERM;
 	urt__task_wake(t);	/* RUNNING: only sets NOTIFIED, re-queued at the back */
 	urt__fiber_suspend(t);
@@ -633,8 +636,8 @@ uint64_t urt__live_tasks(struct urt_rt *rt)
 	uint64_t completed = atomic_load(&rt->foreign_completed);
 
 	for (unsigned int i = 0; i < rt->nworkers; i++) {
-		spawned += atomic_load_explicit(&rt->slots[i].spawned, memory_order_relaxed);
-		completed += atomic_load_explicit(&rt->slots[i].completed, memory_order_relaxed);
+		spawned += atomic_load_explicit(&rt->workers[i].spawned, memory_order_relaxed);
+		completed += atomic_load_explicit(&rt->workers[i].completed, memory_order_relaxed);
 	}
 	return spawned - completed;
 }
