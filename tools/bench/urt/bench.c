@@ -10,11 +10,12 @@
  *
  * runs one warm-up iteration and SAMPLES timed ones, each printed as
  *
- *   RESULT workload=W runtime=urt workers=N sample=I ops=K value=V unit=U
+ *   RESULT workload=W runtime=urt workers=N sample=I ops=K value=V unit=U monitor=M
  *
  * SCALE multiplies the sizes (the smoke run uses 0.01). The runtime is
  * created with WORKERS slots, after the environment was applied
- * (urt_config_from_env: URT_MONITOR and friends, once they exist).
+ * (urt_config_from_env: URT_MONITOR and friends); M is the monitor backend
+ * that runs.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,14 @@
 #define MS(x) ((int64_t)(x) * 1000000)
 #define US(x) ((int64_t)(x) * 1000)
 
+/*
+ * Which monitor backend runs. Weak, so that this file builds against a
+ * liburt from before the monitor: the field then reads "off".
+ */
+const char *urt_monitor_backend(urt_rt *rt, char *why, size_t whylen) __attribute__((weak));
+
 static const char *runtime_name = "urt";
+static const char *monitor = "off";
 static const char *cur_workload;
 static unsigned int cur_workers;
 static double scale = 1.0;
@@ -60,9 +68,9 @@ static void report(int sample, uint64_t ops, double value, const char *unit)
 {
 	if (sample < 0)
 		return;		/* the warm-up iteration */
-	printf("RESULT workload=%s runtime=%s workers=%u sample=%d ops=%llu value=%.2f unit=%s\n",
+	printf("RESULT workload=%s runtime=%s workers=%u sample=%d ops=%llu value=%.2f unit=%s monitor=%s\n",
 	       cur_workload, runtime_name, cur_workers, sample,
-	       (unsigned long long)ops, value, unit);
+	       (unsigned long long)ops, value, unit, monitor);
 	fflush(stdout);
 }
 
@@ -529,6 +537,53 @@ static void timers(void)
 	samples(timers_iter);
 }
 
+/* The same with poll tasks (urt_cx_wake_at): the timers without stacks. */
+struct sleeper_state {
+	uint32_t seed;
+	int left;
+	int64_t deadline;
+};
+
+static enum urt_poll sleeper_poll(void *state, urt_cx *cx, void **result)
+{
+	struct sleeper_state *s = state;
+
+	if (s->deadline && urt_now() < s->deadline)
+		return URT_PENDING;	/* spurious poll: the wake-up is still armed */
+	if (s->left-- == 0) {
+		*result = NULL;
+		return URT_READY;
+	}
+	s->deadline = urt_now() + US(lcg(&s->seed) % 1000);
+	CHECK(urt_cx_wake_at(cx, s->deadline));
+	return URT_PENDING;
+}
+
+static void timers_poll_iter(int sample)
+{
+	size_t n = sized(10000);
+	urt_task_t *t = calloc(n, sizeof(*t));
+	struct sleeper_state *st = calloc(n, sizeof(*st));
+	int64_t t0 = urt_now();
+
+	for (size_t i = 0; i < n; i++) {
+		st[i] = (struct sleeper_state){ (uint32_t)i, TIMER_SLEEPS, 0 };
+		t[i] = urt_spawn_poll(NULL, sleeper_poll, &st[i], NULL);
+		if (!t[i].id)
+			die("urt_spawn_poll", -errno);
+	}
+	for (size_t i = 0; i < n; i++)
+		CHECK(urt_join(t[i], NULL));
+	report(sample, n * TIMER_SLEEPS, (double)(urt_now() - t0) / (n * TIMER_SLEEPS), "ns/op");
+	free(st);
+	free(t);
+}
+
+static void timers_poll(void)
+{
+	samples(timers_poll_iter);
+}
+
 /* ---------------------------------------------------------------- tcp_echo */
 
 /*
@@ -645,13 +700,13 @@ static void tcp_echo(void)
  * tasks of 100 us of CPU each are spawned from outside. The value is the
  * time from that spawn to the last short task's end, in ms: 10 ms is the
  * ideal on one free worker, ~110 ms means the short tasks waited for the
- * blocked one.
+ * blocked one. starve_none is the same without the block: the measured ideal.
  */
 #define STARVE_BLOCK	MS(100)
 #define STARVE_SHORT	100
 #define STARVE_WORK	US(100)
 
-enum block_kind { BLOCK_SLEEP, BLOCK_READ, BLOCK_SPIN };
+enum block_kind { BLOCK_NONE, BLOCK_SLEEP, BLOCK_READ, BLOCK_SPIN };
 static enum block_kind block_kind;
 static atomic_llong blocker_started;
 static int block_pipe[2];
@@ -673,6 +728,8 @@ static void *blocker(void *arg)
 
 	atomic_store(&blocker_started, urt_now());
 	switch (block_kind) {
+	case BLOCK_NONE:
+		break;
 	case BLOCK_SLEEP:
 		nanosleep(&ts, NULL);
 		break;
@@ -724,6 +781,7 @@ static void starvation_iter(int sample)
 	}
 }
 
+static void starve_none(void) { block_kind = BLOCK_NONE; samples(starvation_iter); }
 static void starve_sleep(void) { block_kind = BLOCK_SLEEP; samples(starvation_iter); }
 static void starve_read(void) { block_kind = BLOCK_READ; samples(starvation_iter); }
 static void starve_spin(void) { block_kind = BLOCK_SPIN; samples(starvation_iter); }
@@ -865,7 +923,9 @@ static const struct workload workloads[] = {
 	{ "chan_pingpong", chan_pingpong, false },
 	{ "chan_mpmc", chan_mpmc, false },
 	{ "timers", timers, false },
+	{ "timers_poll", timers_poll, false },
 	{ "tcp_echo", tcp_echo, false },
+	{ "starve_none", starve_none, true },
 	{ "starve_sleep", starve_sleep, true },
 	{ "starve_read", starve_read, true },
 	{ "starve_spin", starve_spin, true },
@@ -914,6 +974,8 @@ int main(int argc, char **argv)
 	r = urt_create(&rt, &cfg);
 	if (r)
 		die("urt_create", r);
+	if (urt_monitor_backend)
+		monitor = urt_monitor_backend(rt, err, sizeof(err));
 	if (w->outside)
 		w->run();
 	else

@@ -350,6 +350,7 @@ const (
 	starveWork  = 100 * time.Microsecond
 )
 
+// starve_none is the same without the block: the measured ideal.
 // The blocker blocks its thread the way C code would: a nanosleep or a
 // read(2) through package syscall (the runtime notices the thread is in a
 // system call), or a busy loop. time.Sleep would only park the goroutine.
@@ -483,6 +484,8 @@ func main() {
 		timers()
 	case "tcp_echo":
 		tcpEcho()
+	case "starve_none":
+		starvation("none")
 	case "starve_sleep":
 		starvation("sleep")
 	case "starve_read":

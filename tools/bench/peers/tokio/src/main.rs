@@ -372,6 +372,7 @@ const STARVE_WORK: Duration = Duration::from_micros(100);
 
 #[derive(Clone, Copy)]
 enum Block {
+    None,
     Sleep,
     Read,
     Spin,
@@ -396,6 +397,7 @@ fn starvation(rt: &Runtime, kind: Block) {
         let blocker = rt.spawn(async move {
             st.store(epoch.elapsed().as_nanos() as i64, Relaxed);
             match kind {
+                Block::None => {}
                 Block::Sleep => std::thread::sleep(STARVE_BLOCK),
                 Block::Read => {
                     let mut c = 0u8;
@@ -506,6 +508,7 @@ fn main() {
         "chan_mpmc" => inside(|| Box::pin(chan_mpmc())),
         "timers" => inside(|| Box::pin(timers())),
         "tcp_echo" => inside(|| Box::pin(tcp_echo())),
+        "starve_none" => starvation(&rt, Block::None),
         "starve_sleep" => starvation(&rt, Block::Sleep),
         "starve_read" => starvation(&rt, Block::Read),
         "starve_spin" => starvation(&rt, Block::Spin),

@@ -1,0 +1,531 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Runs urt's benchmark suite side by side with tokio and Go.
+
+Every workload runs in every runtime, interleaved: each round runs each
+(workload, workers) cell once per runtime, in an order that rotates from
+round to round, so that a noisy neighbour hurts all runtimes alike. Each
+run prints one RESULT line per sample (README.md); the table gives, per
+cell, the median over all samples of all rounds and the spread (half the
+interquartile range, in % of the median), and the ratios urt/tokio and
+urt/Go. Then: idle memory per task, the monitor's cost, callgrind
+instruction counts for the one-worker microbenchmarks, and the targets of
+issue 6 with where we stand.
+
+  run.py --bin DIR [--doc FILE] [--rounds N] [--samples N] [--only SUBSTR]
+         [--no-callgrind] [--smoke]
+
+--doc writes the report (markdown) to FILE; --smoke runs each benchmark
+once with tiny sizes and fails if any of them fails.
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
+NCPU = len(os.sched_getaffinity(0))
+WORKERS = sorted({1, NCPU})
+MONITOR_BACKENDS = ["proc", "bpf", "kmod"]
+
+
+class W:
+    """A workload: its row name and, per runtime column, the program's
+    workload name (None: that runtime has no such workload)."""
+
+    def __init__(self, name, urt, tokio, go, scale=1.0, note="", kind="micro",
+                 target=None):
+        self.name, self.scale, self.note, self.kind = name, scale, note, kind
+        self.progs = {"urt": urt, "tokio": tokio, "go": go}
+        self.target = target    # urt/tokio ratio to beat, if any
+
+
+WORKLOADS = [
+    W("spawn_many_local", "spawn_many_local", "spawn_many_local", "spawn_many_local",
+      target=0.5, note="a task spawns 10,000 tasks; the last to finish signals"),
+    W("spawn_many_local (urt poll tasks)", "spawn_many_local_poll",
+      "spawn_many_local", "spawn_many_local", target=0.5,
+      note="the same, urt with poll tasks"),
+    W("spawn_many_remote_idle", "spawn_many_remote_idle", "spawn_many_remote_idle",
+      "spawn_many_remote_idle", target=0.5,
+      note="a thread outside the runtime spawns 10,000 tasks, then awaits them "
+           "(Go: from main, as Go has no outside)"),
+    W("spawn_many_remote_busy", "spawn_many_remote_busy", "spawn_many_remote_busy",
+      "spawn_many_remote_busy", scale=0.01, target=0.5,
+      note="the same with 2 tasks per worker that yield and block 10 us in a loop; "
+           "100 spawns, not 10,000: urt needs ~5 ms per spawn here"),
+    W("yield_many", "yield_many", "yield_many", "yield_many", target=0.5,
+      note="200 tasks yield 1000 times each"),
+    W("yield_many (urt poll tasks)", "yield_many_poll", "yield_many", "yield_many",
+      target=0.5, note="the same, urt with poll tasks"),
+    W("ping_pong", "ping_pong", "ping_pong", "ping_pong", target=0.5,
+      note="1000 times: spawn a task that spawns a partner; one message each way "
+           "through two oneshots"),
+    W("chained_spawn", "chained_spawn", "chained_spawn", "chained_spawn", target=0.5,
+      note="each task spawns the next, 1000 deep"),
+    W("chan_pingpong", "chan_pingpong", "chan_pingpong", "chan_pingpong",
+      note="two tasks bounce a value through two channels of capacity 1 (round trip)"),
+    W("chan_mpmc", "chan_mpmc", "chan_mpmc", "chan_mpmc",
+      note="4 producers, 4 consumers, capacity 256, 100,000 values "
+           "(tokio: consumers share an mpsc receiver behind a Mutex)"),
+    W("timers", "timers", "timers", "timers",
+      note="10,000 tasks sleep 5 times each, 0-1 ms (ns per sleep)"),
+    W("timers (urt poll tasks)", "timers_poll", "timers", "timers",
+      note="the same, urt with poll tasks (urt_cx_wake_at): timers without fiber stacks"),
+    W("tcp_echo", "tcp_echo", "tcp_echo", "tcp_echo",
+      note="100 connections on 127.0.0.1, 50 round trips of 64 bytes each "
+           "(ns per round trip)"),
+    W("starvation: none", "starve_none", "starve_none", "starve_none", kind="starve",
+      note="100 tasks of 100 us CPU, spawned from outside (ms until all done): the ideal"),
+    W("starvation: sleep", "starve_sleep", "starve_sleep", "starve_sleep", kind="starve",
+      note="the same while one task blocks its thread in nanosleep(100 ms)"),
+    W("starvation: blocking read", "starve_read", "starve_read", "starve_read",
+      kind="starve", note="... in a read(2) of a pipe written 100 ms later"),
+    W("starvation: spin", "starve_spin", "starve_spin", "starve_spin", kind="starve",
+      note="... spinning on the CPU for 100 ms"),
+]
+
+MEMORY = [
+    ("urt fiber", "urt", "idle_mem_fiber"),
+    ("urt poll task", "urt", "idle_mem_poll"),
+    ("tokio task", "tokio", "idle_mem"),
+    ("goroutine", "go", "idle_mem"),
+]
+MEMORY_TARGETS = {"urt fiber": 8192, "urt poll task": 256}
+
+CALLGRIND = ["spawn_many_local", "spawn_many_local_poll", "yield_many", "yield_many_poll",
+             "ping_pong", "chained_spawn", "chan_pingpong"]
+
+# Under valgrind the monitor stays off (valgrind does not know bpf(2)): the
+# counts are the scheduler's own.
+CALLGRIND_ENV = {}
+
+RESULT_RE = re.compile(r"^RESULT (.*)$")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def parse(out):
+    res = []
+    for line in out.splitlines():
+        m = RESULT_RE.match(line)
+        if m:
+            res.append(dict(kv.split("=", 1) for kv in m.group(1).split()))
+    return res
+
+
+class Runner:
+    def __init__(self, bindir, timeout):
+        self.bindir, self.timeout = bindir, timeout
+        self.failures = []
+        self.raw = []
+
+    def prog(self, runtime):
+        return os.path.join(self.bindir, runtime + "-bench")
+
+    def run(self, runtime, workload, workers, scale, samples, env=None, prefix=()):
+        cmd = list(prefix) + [self.prog(runtime), workload, str(workers), repr(scale),
+                              str(samples)]
+        e = dict(os.environ)
+        e.update(env or {})
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
+                               env=e)
+        except subprocess.TimeoutExpired:
+            self.failures.append("%s: timed out after %d s" % (" ".join(cmd), self.timeout))
+            return None, ""
+        res = parse(p.stdout)
+        if p.returncode != 0 or not res:
+            self.failures.append("%s: exit %d: %s" % (" ".join(cmd), p.returncode,
+                                                      p.stderr.strip()[-300:]))
+            return None, p.stderr
+        self.raw.extend(p.stdout.splitlines())
+        return res, p.stderr
+
+
+def monitor_probe(runner):
+    """Which monitor backends this liburt and this machine have.
+
+    Returns (has_monitor, default backend, {backend: None if it starts, else
+    why not}). A liburt from before the monitor ignores URT_MONITOR: a bogus
+    value is not refused."""
+    def probe(value):
+        env = {} if value is None else {"URT_MONITOR": value}
+        p = subprocess.run([runner.prog("urt"), "chained_spawn", "1", "0.001", "1"],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, **env))
+        res = parse(p.stdout)
+        return p.returncode, (res[0].get("monitor", "off") if res else None), \
+            p.stderr.strip().splitlines()
+    rc, _, _ = probe("no-such-backend")
+    if rc == 0:
+        return False, "off", {}
+    _, default, _ = probe(None)
+    avail = {}
+    for b in MONITOR_BACKENDS:
+        rc, _, err = probe(b)
+        avail[b] = None if rc == 0 else (err[0] if err else "exit %d" % rc)
+    return True, default or "?", avail
+
+
+def summarize(values):
+    values = sorted(values)
+    med = statistics.median(values)
+    if len(values) >= 4:
+        q = statistics.quantiles(values, n=4)
+        spread = (q[2] - q[0]) / 2
+    else:
+        spread = (values[-1] - values[0]) / 2
+    return med, (100.0 * spread / med if med else 0.0)
+
+
+def fmt_val(v, unit):
+    if v is None:
+        return "-"
+    med, spread = v
+    if unit == "ms":
+        s = "%.1f ms" % med
+    elif med >= 10000:
+        s = "%.1f us" % (med / 1000)
+    else:
+        s = "%.0f ns" % med
+    return "%s ±%.0f%%" % (s, spread)
+
+
+def ratio(a, b):
+    if a is None or b is None or not b[0]:
+        return "-"
+    return "%.2f" % (a[0] / b[0])
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except Exception:
+        return ""
+
+
+def machine():
+    cpu = sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1")
+    mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
+    tokio = sh("sed -n '/^name = \"tokio\"$/{n;s/^version = \"\\(.*\\)\"/\\1/p}' "
+               + os.path.join(HERE, "peers/tokio/Cargo.lock"))
+    commit = sh("cd %s && git rev-parse --short HEAD" % TOP)
+    dirty = sh("cd %s && git status --porcelain -- lib include | head -1" % TOP)
+    return [
+        ("date", datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip()),
+        ("urt", "%s%s" % (commit, " (lib/ or include/ modified)" if dirty else "")),
+        ("CPU", "%s, %d CPUs in the affinity mask" % (cpu, NCPU)),
+        ("memory", mem),
+        ("kernel", "%s %s" % (platform.system(), platform.release())),
+        ("load average at start", sh("cut -d' ' -f1-3 /proc/loadavg")),
+        ("compiler", sh("${CC:-gcc} --version | head -1") + ", -O2"),
+        ("tokio", "%s (Debian librust-tokio-dev), %s, cargo --release" %
+         (tokio or "?", sh("/usr/bin/rustc --version"))),
+        ("Go", sh("/usr/bin/go version")),
+        ("valgrind", sh("valgrind --version")),
+    ]
+
+
+def callgrind_ir(runner, runtime, workload, scale):
+    """Instructions (callgrind Ir) of a 1-worker run: warm-up + 1 sample."""
+    res, err = runner.run(runtime, workload, 1, scale, 1, env=CALLGRIND_ENV,
+                          prefix=("valgrind", "--tool=callgrind",
+                                  "--callgrind-out-file=/dev/null"))
+    m = re.search(r"Collected : (\d+)", err or "")
+    if not res or not m:
+        return None
+    return int(m.group(1)), int(res[-1]["ops"]) * 2
+
+
+def callgrind(runner, workload):
+    """Instructions per operation: the difference of two sizes cancels the
+    runtime's start-up and teardown."""
+    out = {}
+    for runtime in ("urt", "tokio"):
+        name = workload
+        if runtime == "tokio":
+            name = workload.replace("_poll", "")
+        a = callgrind_ir(runner, runtime, name, 0.05)
+        b = callgrind_ir(runner, runtime, name, 0.15)
+        if a and b and b[1] > a[1]:
+            out[runtime] = (b[0] - a[0]) / (b[1] - a[1])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", required=True, help="directory of urt-, tokio-, go-bench")
+    ap.add_argument("--doc", help="write the markdown report here")
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--samples", type=int, default=3, help="timed samples per run")
+    ap.add_argument("--only", help="only workloads whose name contains this")
+    ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--smoke", action="store_true")
+    a = ap.parse_args()
+
+    t_start = time.time()
+    runner = Runner(a.bin, timeout=30 if a.smoke else 120)
+    scale_mul, rounds, samples = 1.0, a.rounds, a.samples
+    if a.smoke:
+        scale_mul, rounds, samples = 0.01, 1, 1
+    has_monitor, default_mon, avail = monitor_probe(runner)
+    backends = ["off"] + [b for b in MONITOR_BACKENDS if avail.get(b, "") is None]
+    if has_monitor:
+        CALLGRIND_ENV["URT_MONITOR"] = "off"
+    workloads = [w for w in WORKLOADS if not a.only or a.only in w.name]
+
+    # urt columns: one per monitor backend for the starvation rows (the
+    # rows the monitor is for), "off" everywhere else.
+    cells = {}      # (workload name, workers, column) -> [values]
+    jobs = []       # one round: (w, workers, column, runtime, prog name, env)
+    for w in workloads:
+        for n in WORKERS:
+            cols = [("urt", "urt", {})]
+            if w.kind == "starve":
+                cols = [("urt[%s]" % b, "urt", {"URT_MONITOR": b}) for b in backends]
+            cols += [("tokio", "tokio", {}), ("go", "go", {})]
+            group = []
+            for col, runtime, env in cols:
+                if w.progs[runtime]:
+                    group.append((w, n, col, runtime, w.progs[runtime], env))
+            jobs.append(group)
+    # The monitor's cost: the switch-heavy chan_pingpong per backend.
+    mon_jobs = []
+    if not a.only or a.only in "monitor":
+        for n in WORKERS:
+            mon_jobs.append([(None, n, "mon[%s]" % b, "urt", "chan_pingpong",
+                              {"URT_MONITOR": b}) for b in backends])
+
+    for r in range(rounds):
+        log("round %d/%d (%.0f s)" % (r + 1, rounds, time.time() - t_start))
+        for group in jobs + mon_jobs:
+            k = r % len(group)
+            for (w, n, col, runtime, prog, env) in group[k:] + group[:k]:
+                scale = (w.scale if w else 1.0) * scale_mul
+                res, _ = runner.run(runtime, prog, n, scale, samples,
+                                    env=env if has_monitor else {})
+                key = (w.name if w else "monitor", n, col)
+                cells.setdefault(key, [])
+                if res:
+                    cells[key].extend(float(x["value"]) for x in res)
+
+    mem = []
+    if not a.only or a.only in "idle_mem":
+        for label, runtime, prog in MEMORY:
+            vals, ops = [], None
+            for r in range(1 if a.smoke else 2):
+                res, _ = runner.run(runtime, prog, 1, 0.001 if a.smoke else 1.0, 1)
+                if res:
+                    vals.append(float(res[0]["value"]))
+                    ops = int(res[0]["ops"])
+            mem.append((label, ops, min(vals) if vals else None))
+
+    cg = {}
+    if not a.no_callgrind and not a.smoke and shutil.which("valgrind"):
+        for wl in CALLGRIND:
+            if a.only and a.only not in wl:
+                continue
+            log("callgrind %s" % wl)
+            cg[wl] = callgrind(runner, wl)
+
+    elapsed = time.time() - t_start
+    summary = {k: summarize(v) for k, v in cells.items() if v}
+    mon = (has_monitor, default_mon, avail, backends)
+    report = render(workloads, summary, mem, cg, mon, runner, rounds, samples, elapsed,
+                    a.smoke)
+    print(report)
+    if a.doc and not a.smoke:
+        with open(a.doc, "w") as f:
+            f.write(report)
+        raw = os.path.join(a.bin, "results.txt")
+        with open(raw, "w") as f:
+            f.write("\n".join(runner.raw) + "\n")
+        log("wrote %s (raw samples: %s)" % (a.doc, raw))
+    if runner.failures:
+        log("%d run(s) failed:" % len(runner.failures))
+        for f in runner.failures:
+            log("  " + f)
+        return 1
+    return 0
+
+
+def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
+    has_monitor, default_mon, avail, backends = mon
+    L = []
+    L.append("# Benchmarks: urt, tokio and Go, side by side\n")
+    L.append("Generated by `make bench` (tools/bench/run.py); do not edit by hand. "
+             "The workloads are specified in tools/bench/README.md and written "
+             "once per runtime: tools/bench/urt/bench.c, "
+             "tools/bench/peers/tokio/src/main.rs, tools/bench/peers/go/main.go.\n")
+    L.append("## Machine\n")
+    for k, v in machine():
+        L.append("- %s: %s" % (k, v))
+    L.append("- run: %d rounds x %d samples per cell (+1 warm-up per run), runtimes "
+             "interleaved, %.0f s in all%s" % (rounds, samples, elapsed,
+                                               " (SMOKE: tiny sizes)" if smoke else ""))
+    L.append("\nMedian ± spread (half the interquartile range, % of the median) over "
+             "all samples. Lower is better everywhere; a ratio below 1 means urt "
+             "is faster. This machine is shared and noisy: read differences under "
+             "~20% as noise, and prefer the instruction counts further down.\n")
+    if has_monitor:
+        mon_note = "one urt column per monitor backend that starts here"
+        unavailable = ["%s (%s)" % (b, why) for b, why in avail.items() if why]
+    else:
+        mon_note = "monitor: not yet (liburt has no URT_MONITOR yet; urt runs with " \
+                   "the monitor off)"
+        unavailable = []
+    L.append("## Throughput and latency (ns per operation)\n")
+    L.append("urt runs with its defaults%s.\n" % (
+        " (URT_MONITOR unset: auto, which chose **%s** here; its cost is measured "
+        "below)" % default_mon if has_monitor else " (no monitor yet)"))
+    L.append("| workload | workers | urt | tokio | Go | urt/tokio | urt/Go |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|")
+    for w in workloads:
+        if w.kind != "micro":
+            continue
+        for n in WORKERS:
+            u, t, g = (s.get((w.name, n, c)) for c in ("urt", "tokio", "go"))
+            L.append("| %s | %d | %s | %s | %s | %s | %s |" % (
+                w.name, n, fmt_val(u, "ns"), fmt_val(t, "ns"), fmt_val(g, "ns"),
+                ratio(u, t), ratio(u, g)))
+    L.append("\n## Starvation (ms until 100 short tasks are done; %s)\n" % mon_note)
+    cols = ["urt[%s]" % b for b in backends] + ["tokio", "go"]
+    L.append("Each cell: median ± spread, and in brackets the ratio to the same "
+             "runtime's (and backend's) no-blocking run, the ideal.\n")
+    L.append("| blocker | workers | " + " | ".join(
+        "urt, monitor %s" % b for b in backends) + " | tokio | Go |")
+    L.append("|---|---:|" + "---:|" * len(cols))
+    for w in workloads:
+        if w.kind != "starve":
+            continue
+        for n in WORKERS:
+            cells = []
+            for c in cols:
+                v, i = s.get((w.name, n, c)), s.get(("starvation: none", n, c))
+                cells.append(fmt_val(v, "ms") + (" (%sx)" % ratio(v, i) if v and i and
+                                                   w.name != "starvation: none" else ""))
+            L.append("| %s | %d | %s |" % (w.name.split(": ", 1)[1], n, " | ".join(cells)))
+    if unavailable:
+        L.append("\nNot measured, the backend does not start on this machine: " +
+                 "; ".join(unavailable) + ".")
+    if not has_monitor:
+        L.append("\nurt (monitor proc/bpf/kmod): not yet. The harness runs every "
+                 "backend as soon as liburt accepts URT_MONITOR "
+                 "(`URT_MONITOR=off|proc|bpf|kmod`), with no change here.")
+
+    L.append("\n## Idle memory (resident bytes per task, tasks waiting on a channel)\n")
+    L.append("| task | tasks | bytes per task | target |")
+    L.append("|---|---:|---:|---|")
+    for label, ops, v in mem:
+        tgt = MEMORY_TARGETS.get(label)
+        verdict = "-"
+        if tgt:
+            verdict = "<= %d: %s" % (tgt, "met" if v is not None and v <= tgt else "NOT met")
+        L.append("| %s | %s | %s | %s |" % (label, "{:,}".format(ops) if ops else "-",
+                                             "%.0f" % v if v is not None else "FAILED",
+                                             verdict))
+    L.append("\n1,000,000 tasks, one channel per 1000 of them. urt fibers: as many as "
+             "fit in vm.max_map_count (each stack is 2 mappings: guard page + stack).")
+
+    L.append("\n## Monitor cost (chan_pingpong, ns per round trip)\n")
+    L.append("| workers | " + " | ".join("monitor %s" % b for b in backends) +
+             " | overhead vs off |")
+    L.append("|---:|" + "---:|" * (len(backends) + 1))
+    for n in WORKERS:
+        vals = [s.get(("monitor", n, "mon[%s]" % b)) for b in backends]
+        over = []
+        for b, v in zip(backends[1:], vals[1:]):
+            if v and vals[0]:
+                over.append("%s %+.1f%%" % (b, 100 * (v[0] / vals[0][0] - 1)))
+        L.append("| %d | %s | %s |" % (n, " | ".join(fmt_val(v, "ns") for v in vals),
+                                        ", ".join(over) if over else
+                                        ("-" if has_monitor else "monitor: not yet")))
+
+    if cg:
+        L.append("\n## Instructions per operation (callgrind, 1 worker)\n")
+        L.append("Repeatable where wall time is not: the difference between a run "
+                 "at 5% and one at 15% of the sizes, divided by the difference in "
+                 "operations. Go does not run under valgrind; urt runs with the monitor "
+                 "off here.\n")
+        L.append("| workload | urt | tokio | urt/tokio |")
+        L.append("|---|---:|---:|---:|")
+        for wl, d in cg.items():
+            u, t = d.get("urt"), d.get("tokio")
+            L.append("| %s%s | %s | %s | %s |" % (
+                wl.replace("_poll", ""), " (urt poll tasks)" if "_poll" in wl else "",
+                "%.0f" % u if u else "-", "%.0f" % t if t else "-",
+                "%.2f" % (u / t) if u and t else "-"))
+
+    L.append("\n## Targets (issue 6)\n")
+    for w in workloads:
+        if w.target is None:
+            continue
+        for n in WORKERS:
+            u, t = s.get((w.name, n, "urt")), s.get((w.name, n, "tokio"))
+            if u and t:
+                r = u[0] / t[0]
+                L.append("- %s, %d worker%s: urt/tokio %.2f (target <= %.1f): %s" % (
+                    w.name, n, "s" if n > 1 else "", r, w.target,
+                    "met" if r <= w.target else "not met"))
+    if not has_monitor:
+        L.append("- starvation within 10% of the no-blocking ideal with kmod or bpf: "
+                 "not measurable yet (no monitor)")
+        L.append("- monitor overhead under 3%: not measurable yet (no monitor)")
+    for b in ("kmod", "bpf"):
+        if not has_monitor:
+            break
+        if b not in backends:
+            L.append("- starvation with %s within 10%% of the ideal: not measured (%s)" %
+                     (b, avail.get(b)))
+            continue
+        for w in workloads:
+            if w.kind != "starve" or w.name == "starvation: none":
+                continue
+            for n in WORKERS:
+                v = s.get((w.name, n, "urt[%s]" % b))
+                i = s.get(("starvation: none", n, "urt[%s]" % b))
+                if v and i:
+                    r = v[0] / i[0]
+                    L.append("- %s, %d worker%s, monitor %s: %.2f x the ideal "
+                             "(target <= 1.10): %s" % (w.name, n, "s" if n > 1 else "", b,
+                                                       r, "met" if r <= 1.10 else "not met"))
+    for b in backends[1:]:
+        for n in WORKERS:
+            v, o = s.get(("monitor", n, "mon[%s]" % b)), s.get(("monitor", n, "mon[off]"))
+            if v and o:
+                d = 100 * (v[0] / o[0] - 1)
+                L.append("- monitor %s overhead, %d worker%s: %+.1f%% (target < 3%%): %s" % (
+                    b, n, "s" if n > 1 else "", d, "met" if d < 3 else "not met"))
+    for label, ops, v in mem:
+        tgt = MEMORY_TARGETS.get(label)
+        if tgt:
+            L.append("- idle %s <= %d bytes: %s" % (
+                label, tgt, ("%.0f: met" % v if v <= tgt else "%.0f: not met" % v)
+                if v is not None else "failed to measure"))
+
+    L.append("\n## Workloads\n")
+    for w in workloads:
+        L.append("- **%s**: %s" % (w.name, w.note))
+    L.append("- **monitor cost**: chan_pingpong with URT_MONITOR=off and each backend")
+    L.append("\nReproduce: `make bench` (about %d minutes here). Raw samples: "
+             "build/bench/results.txt." % max(1, round(elapsed / 60 + 1)))
+    if runner.failures:
+        L.append("\n## Failed runs\n")
+        for f in runner.failures:
+            L.append("- `%s`" % f.replace("`", "'"))
+    return "\n".join(L) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
