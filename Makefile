@@ -82,7 +82,7 @@ $(BUILD)/liburt.pc: lib/liburt.pc.in
 
 # Tests and examples link the static library: one binary per file.
 KSFT_DIR = $(shell scripts/fetch-kselftest.sh)
-$(BUILD)/selftests/lib/%: selftests/lib/%.c $(BUILD)/liburt.a selftests/lib/util.h | $(BUILD)/selftests/lib
+$(BUILD)/selftests/lib/%: selftests/lib/%.c $(BUILD)/liburt.a $(wildcard selftests/lib/*.h) | $(BUILD)/selftests/lib
 	@echo "  CC      $@"
 	$(Q)$(CC) $(URT_CFLAGS) -Wno-sign-compare -I$(KSFT_DIR) -Iselftests/lib -o $@ $< $(BUILD)/liburt.a $(URT_LDFLAGS)
 $(BUILD)/examples/%: examples/%.c $(BUILD)/liburt.a | $(BUILD)/examples

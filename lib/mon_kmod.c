@@ -138,7 +138,7 @@ static int kmod_unreg(struct urt_mon *m, unsigned int slot)
 {
 	struct mon_kmod *k = m->priv;
 
-	return ioctl(k->fd, URT_IOC_UNREGISTER) ? -errno : 0;
+	return ioctl(k->fd, URT_IOC_UNREGISTER, 0) ? -errno : 0;
 }
 
 static int kmod_snapshot(struct urt_mon *m, unsigned int slot, struct urt_mon_wstate *out)

@@ -24,6 +24,7 @@
 #include "kselftest_harness.h"
 #include "util.h"
 #include "monitor.h"
+#include "bpfprogs.h"
 
 #define THRESHOLD	MS(5)
 /* A TAP diagnostic; flushed because each test is a child that _exit()s. */
@@ -458,63 +459,6 @@ TEST_F(mon, registration_rules)
 }
 
 /* ------------------------------------------------------------ BPF lifetime */
-
-/* IDs of the BPF programs this process holds an fd to (progs and links). */
-static int held_prog_ids(uint32_t *ids, int max)
-{
-	DIR *d = opendir("/proc/self/fdinfo");
-	struct dirent *de;
-	int n = 0;
-
-	if (!d)
-		return -errno;
-	while ((de = readdir(d)) && n < max) {
-		char path[300], line[256];
-		FILE *f;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", de->d_name);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		while (fgets(line, sizeof(line), f)) {
-			unsigned int id;
-			bool dup = false;
-
-			if (sscanf(line, "prog_id: %u", &id) != 1)
-				continue;
-			for (int i = 0; i < n; i++)
-				dup |= ids[i] == id;
-			if (!dup && n < max)
-				ids[n++] = id;
-		}
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
-/* Waits (2 s at most) until no program with these IDs exists. */
-static int progs_gone(const uint32_t *ids, int n)
-{
-	for (int tries = 0; tries < 200; tries++) {
-		int alive = 0;
-
-		for (int i = 0; i < n; i++) {
-			int fd = bpf_prog_get_fd_by_id(ids[i]);
-
-			if (fd >= 0) {
-				close(fd);
-				alive++;
-			}
-		}
-		if (!alive)
-			return 1;
-		sleep_ns(MS(10));
-	}
-	return 0;
-}
 
 TEST_F(mon, close_leaves_no_bpf_program)
 {

@@ -61,7 +61,7 @@ TEST_F_TIMEOUT(rt, a_million_tasks_are_spawned_and_joined, 120)
 	ASSERT_EQ(n, (intptr_t)r);
 	ASSERT_EQ(0, urt_stats(self->rt, &st));
 	ASSERT_GE(st.completed, (uint64_t)n);
-	ksft_print_msg("%ld tasks, %llu steals, %llu parks\n", (long)n,
+	TH_LOG("%ld tasks, %llu steals, %llu parks", (long)n,
 		       (unsigned long long)st.steals, (unsigned long long)st.parks);
 }
 
@@ -150,7 +150,7 @@ TEST_F_TIMEOUT(rt, cancellation_storms_lose_no_task_and_run_every_cleanup, 120)
 	}
 	ASSERT_EQ(n, cancelled + finished);
 	ASSERT_EQ(n, atomic_load(&cleaned));
-	ksft_print_msg("%d cancelled, %d finished\n", cancelled, finished);
+	TH_LOG("%d cancelled, %d finished", cancelled, finished);
 	free(t);
 }
 

@@ -1,0 +1,435 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Handoff: when every slot's worker is stuck (blocked in read(), in
+ * nanosleep(), on a futex, or spinning), the monitor moves the slots to
+ * spare threads and the tasks queued behind the stuck ones still run --
+ * while the stuck ones are still stuck. Each case runs per backend (proc,
+ * bpf, kmod) and with 1 and 2 slots. With the monitor off the same tests
+ * would hang: they fail by their timeout, they cannot pass by accident.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "kselftest_harness.h"
+#include "util.h"
+#include "bpfprogs.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SLOW 4
+#else
+#define SLOW 1
+#endif
+
+enum stuck { IN_READ, IN_SLEEP, ON_MUTEX, SPINNING };
+
+struct shared {
+	int pipe[2];
+	pthread_mutex_t mu;
+	atomic_int started;	/* blockers that began to block */
+	atomic_int release;	/* tells spinners to stop */
+	atomic_int stuck;	/* blockers still stuck */
+	atomic_long shorts_done;
+	enum stuck how;
+};
+
+static void *blocker(void *arg)
+{
+	struct shared *sh = arg;
+	char c;
+
+	atomic_fetch_add(&sh->started, 1);
+	switch (sh->how) {
+	case IN_READ:
+		/* plain read(): code that knows nothing about urt */
+		if (read(sh->pipe[0], &c, 1) != 1)
+			return (void *)-1;
+		break;
+	case IN_SLEEP: {
+		struct timespec ts = { 2 * SLOW, 0 };
+
+		nanosleep(&ts, NULL);
+		break;
+	}
+	case ON_MUTEX:
+		pthread_mutex_lock(&sh->mu);
+		pthread_mutex_unlock(&sh->mu);
+		break;
+	case SPINNING:
+		while (!atomic_load(&sh->release))
+			;
+		break;
+	}
+	atomic_fetch_sub(&sh->stuck, 1);
+	return NULL;
+}
+
+static void *short_task(void *arg)
+{
+	struct shared *sh = arg;
+	int64_t until = urt_now() + 20000;	/* 20 us of work */
+
+	while (urt_now() < until)
+		;
+	atomic_fetch_add(&sh->shorts_done, 1);
+	return NULL;
+}
+
+static const char *monitor_skip(const char *which)
+{
+	if (!strcmp(which, "kmod") && access("/dev/urt", F_OK))
+		return "/dev/urt absent (urt.ko runs in the VM suite: make vm-check)";
+	if (!strcmp(which, "bpf") && geteuid() != 0 && !getenv("CI"))
+		return "BPF tracing needs root (CI runs it as root)";
+	return NULL;
+}
+
+FIXTURE(handoff) {
+	urt_rt *rt;
+	struct shared sh;
+};
+
+FIXTURE_VARIANT(handoff) {
+	const char *monitor;
+	unsigned int slots;
+};
+
+FIXTURE_VARIANT_ADD(handoff, proc_1) { .monitor = "proc", .slots = 1 };
+FIXTURE_VARIANT_ADD(handoff, proc_2) { .monitor = "proc", .slots = 2 };
+FIXTURE_VARIANT_ADD(handoff, bpf_1) { .monitor = "bpf", .slots = 1 };
+FIXTURE_VARIANT_ADD(handoff, bpf_2) { .monitor = "bpf", .slots = 2 };
+FIXTURE_VARIANT_ADD(handoff, kmod_1) { .monitor = "kmod", .slots = 1 };
+FIXTURE_VARIANT_ADD(handoff, kmod_2) { .monitor = "kmod", .slots = 2 };
+
+FIXTURE_SETUP(handoff)
+{
+	struct urt_config cfg;
+	const char *skip = monitor_skip(variant->monitor);
+	int err;
+
+	self->rt = NULL;
+	if (skip)
+		SKIP(return, "%s", skip);
+	urt_config_init(&cfg);
+	cfg.workers = variant->slots;
+	cfg.monitor = variant->monitor;
+	cfg.monitor_threshold_ns = 100000;	/* 100 us */
+	err = urt_create(&self->rt, &cfg);
+	ASSERT_EQ(0, err) TH_LOG("urt_create(monitor=%s): %s", variant->monitor, strerror(-err));
+	memset(&self->sh, 0, sizeof(self->sh));
+	ASSERT_EQ(0, pipe(self->sh.pipe));
+	pthread_mutex_init(&self->sh.mu, NULL);
+}
+
+FIXTURE_TEARDOWN(handoff)
+{
+	if (!self->rt)
+		return;
+	ASSERT_EQ(0, urt_destroy(self->rt));
+	close(self->sh.pipe[0]);
+	close(self->sh.pipe[1]);
+}
+
+/*
+ * Occupies every slot with a stuck task, queues short tasks behind them
+ * and waits for the short ones while the stuck ones stay stuck.
+ */
+static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *self,
+		     const FIXTURE_VARIANT(handoff) *variant, enum stuck how)
+{
+	struct shared *sh = &self->sh;
+	const int nshort = 200;
+	unsigned int n = variant->slots;
+	urt_task_t b[2], s[200];
+	struct urt_stats st;
+	int64_t t0, deadline;
+
+	if (!self->rt)
+		return;		/* skipped in setup */
+	sh->how = how;
+	atomic_store(&sh->stuck, n);
+	if (how == ON_MUTEX)
+		pthread_mutex_lock(&sh->mu);
+	for (unsigned int i = 0; i < n; i++) {
+		b[i] = urt_spawn_opts(self->rt, blocker, sh,
+				      &(struct urt_spawn_opts){ .name = "stuck" });
+		ASSERT_NE(0, b[i].id);
+	}
+	/* Every blocker runs: each holds a slot's worker (or got it handed). */
+	deadline = urt_now() + MS(5000) * SLOW;
+	while (atomic_load(&sh->started) < (int)n && urt_now() < deadline)
+		usleep(1000);
+	ASSERT_EQ((int)n, atomic_load(&sh->started));
+
+	t0 = urt_now();
+	for (int i = 0; i < nshort; i++) {
+		s[i] = urt_spawn(self->rt, short_task, sh);
+		ASSERT_NE(0, s[i].id);
+	}
+	for (int i = 0; i < nshort; i++) {
+		ASSERT_EQ(0, urt_join_timeout(s[i], NULL, MS(1500) * SLOW)) {
+			TH_LOG("short task %d did not run: the stuck slot was not handed off", i);
+		}
+	}
+	ASSERT_EQ(nshort, atomic_load(&sh->shorts_done));
+	/* ... and the stuck tasks are stuck still. */
+	ASSERT_EQ((int)n, atomic_load(&sh->stuck));
+	ASSERT_EQ(0, urt_stats(self->rt, &st));
+	ASSERT_GE(st.handoffs, 1);
+	TH_LOG("%s, %u slot(s): %d short tasks in %.1f ms behind stuck ones; "
+		       "handoffs %llu, blocks seen %llu, hogs %llu\n", variant->monitor, n, nshort,
+		       (urt_now() - t0) / 1e6, (unsigned long long)st.handoffs,
+		       (unsigned long long)st.blocks_seen, (unsigned long long)st.hogs);
+
+	/* Unstick them; they finish on whatever thread they were stuck on. */
+	switch (how) {
+	case IN_READ:
+		ASSERT_EQ((ssize_t)n, write(sh->pipe[1], "xx", n));
+		break;
+	case ON_MUTEX:
+		pthread_mutex_unlock(&sh->mu);
+		break;
+	case SPINNING:
+		atomic_store(&sh->release, 1);
+		break;
+	case IN_SLEEP:
+		break;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		ASSERT_EQ(0, urt_join(b[i], NULL));
+	ASSERT_EQ(0, atomic_load(&sh->stuck));
+}
+
+TEST_F_TIMEOUT(handoff, tasks_behind_a_read_run_while_it_blocks, 60)
+{
+	run_case(_metadata, self, variant, IN_READ);
+}
+
+TEST_F_TIMEOUT(handoff, tasks_behind_a_nanosleep_run_while_it_sleeps, 60)
+{
+	run_case(_metadata, self, variant, IN_SLEEP);
+}
+
+TEST_F_TIMEOUT(handoff, tasks_behind_a_futex_wait_run_while_it_waits, 60)
+{
+	run_case(_metadata, self, variant, ON_MUTEX);
+}
+
+TEST_F_TIMEOUT(handoff, tasks_behind_a_spinning_task_run_while_it_spins, 60)
+{
+	run_case(_metadata, self, variant, SPINNING);
+}
+
+/* Blocks shorter than the threshold: no handoff at all. */
+static void *brief_blocker(void *arg)
+{
+	for (int i = 0; i < 20; i++) {
+		struct timespec ts = { 0, 200000 };	/* 0.2 ms */
+
+		nanosleep(&ts, NULL);
+		urt_yield();
+	}
+	return NULL;
+}
+
+TEST(blocks_shorter_than_the_threshold_cause_no_handoff)
+{
+	struct urt_config cfg;
+	struct urt_stats st;
+	urt_task_t t[8];
+	urt_rt *rt;
+
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = "proc";
+	cfg.monitor_threshold_ns = MS(500) * SLOW;
+	cfg.hog_threshold_ns = -1;
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	for (int i = 0; i < 8; i++)
+		t[i] = urt_spawn(rt, brief_blocker, NULL);
+	for (int i = 0; i < 8; i++)
+		ASSERT_EQ(0, urt_join(t[i], NULL));
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	ASSERT_EQ(0, st.handoffs);
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+
+/* A storm of blocking and unblocking under load loses no task. */
+struct storm {
+	urt_chan *ch;
+	atomic_long sum;
+};
+
+static void *storm_task(void *arg)
+{
+	struct storm *s = arg;
+	long v;
+
+	for (int i = 0; i < 20; i++) {
+		struct timespec ts = { 0, (i % 4) * 150000 };	/* 0 .. 0.45 ms */
+
+		if (i % 3 == 0)
+			nanosleep(&ts, NULL);	/* blocks the worker */
+		else if (i % 3 == 1)
+			urt_yield();
+		else if (urt_chan_try_recv(s->ch, &v) == 0)
+			atomic_fetch_add(&s->sum, v);
+	}
+	return NULL;
+}
+
+TEST_F_TIMEOUT(handoff, a_storm_of_blocks_under_load_loses_no_task, 120)
+{
+	struct storm s = { NULL, 0 };
+	const int n = 400;
+	urt_task_t *t;
+	long expect = 0, v;
+
+	if (!self->rt)
+		return;		/* skipped in setup */
+	s.ch = urt_chan_create(sizeof(long), 0);
+	t = calloc(n, sizeof(*t));
+	for (long i = 0; i < 1000; i++) {
+		ASSERT_EQ(0, urt_chan_try_send(s.ch, &i));
+		expect += i;
+	}
+	for (int i = 0; i < n; i++) {
+		t[i] = urt_spawn(self->rt, storm_task, &s);
+		ASSERT_NE(0, t[i].id);
+	}
+	for (int i = 0; i < n; i++)
+		ASSERT_EQ(0, urt_join(t[i], NULL));
+	while (urt_chan_try_recv(s.ch, &v) == 0)
+		atomic_fetch_add(&s.sum, v);
+	ASSERT_EQ(expect, atomic_load(&s.sum));
+	urt_chan_destroy(s.ch);
+	free(t);
+}
+
+/* Teardown waits for workers blocked in the kernel, then is clean. */
+static void *late_writer(void *arg)
+{
+	int fd = *(int *)arg;
+
+	usleep(200000);
+	if (write(fd, "xx", 2) != 2)
+		abort();
+	return NULL;
+}
+
+TEST_F_TIMEOUT(handoff, teardown_while_workers_are_blocked_is_clean, 60)
+{
+	struct shared *sh = &self->sh;
+	unsigned int n = variant->slots;
+	pthread_t th;
+
+	if (!self->rt)
+		return;		/* skipped in setup */
+	sh->how = IN_READ;
+	for (unsigned int i = 0; i < n; i++)
+		ASSERT_NE(0, urt_spawn_opts(self->rt, blocker, sh,
+					    &(struct urt_spawn_opts){ .detached = true }).id);
+	while (atomic_load(&sh->started) < (int)n)
+		usleep(1000);
+	ASSERT_EQ(0, pthread_create(&th, NULL, late_writer, &sh->pipe[1]));
+	ASSERT_EQ(0, urt_destroy(self->rt));	/* returns once read() does */
+	self->rt = NULL;
+	pthread_join(th, NULL);
+	close(sh->pipe[0]);
+	close(sh->pipe[1]);
+}
+
+/* The runtime's BPF programs go away with it, even when it is SIGKILLed. */
+TEST(bpf_programs_are_gone_after_the_runtime_ends_even_after_sigkill)
+{
+	const char *skip = monitor_skip("bpf");
+	struct urt_config cfg;
+	uint32_t ids[16];
+	int p[2], n;
+	urt_rt *rt;
+	pid_t pid;
+
+	if (skip)
+		SKIP(return, "%s", skip);
+	ASSERT_EQ(0, pipe(p));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		urt_config_init(&cfg);
+		cfg.monitor = "bpf";
+		if (urt_create(&rt, &cfg))
+			_exit(1);
+		n = held_prog_ids(ids, 16);
+		if (write(p[1], &n, sizeof(n)) != sizeof(n) ||
+		    write(p[1], ids, n * sizeof(ids[0])) != (ssize_t)(n * sizeof(ids[0])))
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(p[1]);
+	ASSERT_EQ(sizeof(n), read(p[0], &n, sizeof(n)));
+	ASSERT_GE(n, 1);
+	ASSERT_EQ(n * sizeof(ids[0]), read(p[0], ids, n * sizeof(ids[0])));
+	close(p[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	ASSERT_TRUE(progs_gone(ids, n));
+
+	/* And after a clean urt_destroy in this process. */
+	urt_config_init(&cfg);
+	cfg.monitor = "bpf";
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	n = held_prog_ids(ids, 16);
+	ASSERT_GE(n, 1);
+	ASSERT_EQ(0, urt_destroy(rt));
+	ASSERT_EQ(0, held_prog_ids(ids + n, 16 - n));
+	ASSERT_TRUE(progs_gone(ids, n));
+}
+
+TEST(the_monitor_says_which_backend_runs_and_why)
+{
+	struct urt_config cfg;
+	char why[256];
+	urt_rt *rt;
+
+	urt_config_init(&cfg);
+	cfg.monitor = "proc";
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	ASSERT_STREQ("proc", urt_monitor_backend(rt, why, sizeof(why)));
+	ASSERT_NE(0, strlen(why));
+	ASSERT_EQ(0, urt_destroy(rt));
+
+	cfg.monitor = "off";
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	ASSERT_STREQ("off", urt_monitor_backend(rt, why, sizeof(why)));
+	ASSERT_EQ(0, urt_destroy(rt));
+
+	cfg.monitor = "no-such-backend";
+	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
+}
+
+TEST(bad_monitor_environment_values_are_errors)
+{
+	struct urt_config cfg;
+	char err[160];
+
+	urt_config_init(&cfg);
+	setenv("URT_MONITOR", "bfp", 1);
+	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_NE(NULL, strstr(err, "URT_MONITOR"));
+	setenv("URT_MONITOR", "proc", 1);
+	setenv("URT_MONITOR_THRESHOLD_US", "12x", 1);
+	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_NE(NULL, strstr(err, "URT_MONITOR_THRESHOLD_US"));
+	setenv("URT_MONITOR_THRESHOLD_US", "20", 1);
+	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_STREQ("proc", cfg.monitor);
+	ASSERT_EQ(20000, cfg.monitor_threshold_ns);
+	unsetenv("URT_MONITOR");
+	unsetenv("URT_MONITOR_THRESHOLD_US");
+}
+
+TEST_HARNESS_MAIN
