@@ -135,6 +135,7 @@ struct urt_rt {
 
 	struct urt_blocking_pool *blocking;
 	struct urt_monitor *monitor;
+	void *trace;			/* trace.c: shared memory for the tools */
 
 	/* task objects: slabs freed at destroy; a shared free list */
 	urt_spin slab_lock;
@@ -167,7 +168,7 @@ void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__workers_stop(struct urt_rt *rt) URT_HIDDEN;
 /* sysmon.c: gives slot s (owner blocked or hogging) to a spare; false if none. */
-bool urt__handoff(struct urt_rt *rt, struct urt_slot *s) URT_HIDDEN;
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why) URT_HIDDEN;
 struct urt_worker *urt__spare_reserve(struct urt_rt *rt) URT_HIDDEN;
 int urt__spare_spawn(struct urt_worker *w) URT_HIDDEN;
 

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "trace.h"
 
 static void rt_free(struct urt_rt *rt)
 {
 	if (rt->blocking)
 		urt__blocking_destroy(rt);
 	urt__monitor_free(rt);
+	URT_TRACE_RT_FINI(rt);
 	urt__stacks_free(rt);
 	urt__tasks_free(rt);
 	if (rt->reactor)
@@ -102,6 +104,9 @@ int urt_create(urt_rt **out, const struct urt_config *cfg)
 		goto fail;
 	}
 	err = urt__blocking_create(rt);
+	if (err)
+		goto fail;
+	err = URT_TRACE_RT_INIT(rt);
 	if (err)
 		goto fail;
 	err = urt__monitor_start(rt);

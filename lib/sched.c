@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "trace.h"
 
 #define MAX_LIFO_POLLS	3
 #define DRIVER_EVENTS	64
@@ -351,6 +352,7 @@ static struct urt_task *steal_work(struct urt_worker *w, struct urt_slot *s)
 			t = urt__lq_steal(&rt->slots[idx].q, &s->q);
 			if (t) {
 				urt__count(&w->steals, 1);
+				URT_TRACE_STEAL(w, s, &rt->slots[idx]);
 				return t;
 			}
 		}
@@ -492,6 +494,7 @@ static void park(struct urt_worker *w, struct urt_slot *s)
 	}
 	if (idle_to_parked(rt, s) && work_anywhere(rt))
 		urt__notify_parked(rt);
+	URT_TRACE_PARK(w, s);
 	slot_exit(w, s);
 	while (!atomic_load_explicit(&rt->stop, memory_order_acquire)) {
 		park_timeout(rt, s);
@@ -509,6 +512,7 @@ static void park(struct urt_worker *w, struct urt_slot *s)
 	}
 	if (atomic_load_explicit(&rt->stop, memory_order_acquire))
 		idle_unpark_self(rt, s);
+	URT_TRACE_UNPARK(w, s);
 	atomic_store_explicit(&s->owner, me, memory_order_release);
 }
 

@@ -37,6 +37,7 @@
 
 #include "monitor.h"
 #include "rt.h"
+#include "trace.h"
 
 #define MAX_EVENTS	32
 
@@ -94,7 +95,7 @@ static bool spare_add(struct urt_rt *rt)
 	return p && urt__spare_spawn(p) == 0;
 }
 
-bool urt__handoff(struct urt_rt *rt, struct urt_slot *s)
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why)
 {
 	uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
 	struct urt_worker *p, *old;
@@ -127,6 +128,7 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s)
 		sched_yield();
 	spare_give(p, s);
 	urt__count(&s->handoffs, 1);
+	URT_TRACE_HANDOFF(rt, s, old, p, why);
 	/* Keep one spare warm, so the next handoff needs no thread start. */
 	urt__spin_lock(&rt->spare_lock);
 	warm = rt->nspares != 0;
@@ -172,7 +174,7 @@ static void check_blocked(struct urt_monitor *m)
 			m->pending[k] = 0;	/* parked on purpose, or a spare */
 			continue;
 		}
-		if (has_work(rt, s) && urt__handoff(rt, s)) {
+		if (has_work(rt, s) && urt__handoff(rt, s, "block")) {
 			urt__count(&s->blocks_seen, 1);
 			m->pending[k] = 0;
 		}
@@ -201,7 +203,7 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 		}
 		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
-		if (urt__handoff(rt, s)) {
+		if (urt__handoff(rt, s, "hog")) {
 			if (!h->counted)
 				urt__count(&s->hogs, 1);
 			h->counted = true;

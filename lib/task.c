@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "rt.h"
+#include "trace.h"
 
 #define SLAB_TASKS		64
 #define TASK_CACHE_WORKER	256
@@ -244,6 +245,7 @@ urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void
 		else
 			atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_relaxed);
 	}
+	URT_TRACE_SPAWN(rt, t);
 	if (kind != TK_BLOCKING)
 		urt__schedule(t, false);
 	return (urt_task_t){ t, id };
@@ -334,6 +336,7 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 				      memory_order_relaxed), memory_order_relaxed);
 		urt__count(&slot->steps, 1);
 	}
+	URT_TRACE_RUN(w, t);
 
 	if (unlikely(!t->started && (s & TS_CANCEL))) {
 		/* Cancelled before its first step: only the cleanup runs. */
@@ -362,6 +365,7 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 		}
 	}
 	urt__tls_task = NULL;
+	URT_TRACE_STOP(w, t, finished);
 	if (slot)	/* if the slot moved on meanwhile, the hog check re-samples */
 		atomic_store_explicit(&slot->cur_task, 0, memory_order_relaxed);
 	if (finished) {
