@@ -61,7 +61,7 @@ lib: $(BUILD)/liburt.a $(BUILD)/liburt.so $(BUILD)/liburt.pc
 deps:
 	$(Q)scripts/deps.sh build
 
-$(BUILD)/lib/%.o: lib/%.c lib/internal.h include/urt.h $(BPF_GEN_HDRS) | $(BUILD)/lib
+$(BUILD)/lib/%.o: lib/%.c include/urt.h $(BPF_GEN_HDRS) | $(BUILD)/lib
 	@echo "  CC      $@"
 	$(Q)$(CC) $(URT_CFLAGS) -MMD -c -o $@ $<
 $(BUILD)/lib/%.o: lib/%.S | $(BUILD)/lib
