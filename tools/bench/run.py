@@ -13,7 +13,7 @@ instruction counts for the one-worker microbenchmarks, and the targets of
 issue 6 with where we stand.
 
   run.py --bin DIR [--doc FILE] [--rounds N] [--samples N] [--only SUBSTR]
-         [--no-callgrind] [--smoke]
+         [--no-callgrind] [--smoke] [--rev TEXT]
 
 --doc writes the report (markdown) to FILE; --smoke runs each benchmark
 once with tiny sizes and fails if any of them fails.
@@ -127,6 +127,8 @@ class Runner:
     def __init__(self, bindir, timeout):
         self.bindir, self.timeout = bindir, timeout
         self.failures = []
+        self.nruns = 0
+        self.slow = []      # runs that took far longer than they should
         self.raw = []
 
     def prog(self, runtime):
@@ -137,9 +139,13 @@ class Runner:
                               str(samples)]
         e = dict(os.environ)
         e.update(env or {})
+        t0 = time.time()
+        self.nruns += 1
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
                                env=e)
+            if time.time() - t0 > 15 and not prefix:
+                self.slow.append("%s: %.0f s" % (" ".join(cmd), time.time() - t0))
         except subprocess.TimeoutExpired:
             self.failures.append("%s: timed out after %d s" % (" ".join(cmd), self.timeout))
             return None, ""
@@ -215,16 +221,18 @@ def sh(cmd):
         return ""
 
 
-def machine():
+def machine(rev):
     cpu = sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1")
     mem = sh("awk '/MemTotal/ {printf \"%.1f GiB\", $2/1048576}' /proc/meminfo")
     tokio = sh("sed -n '/^name = \"tokio\"$/{n;s/^version = \"\\(.*\\)\"/\\1/p}' "
                + os.path.join(HERE, "peers/tokio/Cargo.lock"))
-    commit = sh("cd %s && git rev-parse --short HEAD" % TOP)
-    dirty = sh("cd %s && git status --porcelain -- lib include | head -1" % TOP)
+    if rev is None:
+        commit = sh("cd %s && git rev-parse --short HEAD" % TOP)
+        dirty = sh("cd %s && git status --porcelain -- lib include | head -1" % TOP)
+        rev = "%s%s" % (commit, " (lib/ or include/ modified)" if dirty else "")
     return [
         ("date", datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip()),
-        ("urt", "%s%s" % (commit, " (lib/ or include/ modified)" if dirty else "")),
+        ("urt", rev),
         ("CPU", "%s, %d CPUs in the affinity mask" % (cpu, NCPU)),
         ("memory", mem),
         ("kernel", "%s %s" % (platform.system(), platform.release())),
@@ -272,10 +280,14 @@ def main():
     ap.add_argument("--only", help="only workloads whose name contains this")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--rev", help="what urt is (default: git rev-parse in this tree)")
     a = ap.parse_args()
 
     t_start = time.time()
-    runner = Runner(a.bin, timeout=30 if a.smoke else 120)
+    # The longest run here takes ~10 s (a million goroutines); a hung run
+    # must not eat the 10 minutes `make bench` may take.
+    runner = Runner(a.bin, timeout=40)
+    runner.rev = a.rev
     scale_mul, rounds, samples = 1.0, a.rounds, a.samples
     if a.smoke:
         scale_mul, rounds, samples = 0.01, 1, 1
@@ -344,7 +356,11 @@ def main():
     mon = (has_monitor, default_mon, avail, backends)
     report = render(workloads, summary, mem, cg, mon, runner, rounds, samples, elapsed,
                     a.smoke)
-    print(report)
+    if a.smoke:
+        print("bench smoke: %d runs, %d failed (%.0f s)" % (
+            runner.nruns, len(runner.failures), elapsed))
+    else:
+        print(report)
     if a.doc and not a.smoke:
         with open(a.doc, "w") as f:
             f.write(report)
@@ -369,7 +385,7 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
              "once per runtime: tools/bench/urt/bench.c, "
              "tools/bench/peers/tokio/src/main.rs, tools/bench/peers/go/main.go.\n")
     L.append("## Machine\n")
-    for k, v in machine():
+    for k, v in machine(runner.rev):
         L.append("- %s: %s" % (k, v))
     L.append("- run: %d rounds x %d samples per cell (+1 warm-up per run), runtimes "
              "interleaved, %.0f s in all%s" % (rounds, samples, elapsed,
@@ -520,6 +536,10 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
     L.append("- **monitor cost**: chan_pingpong with URT_MONITOR=off and each backend")
     L.append("\nReproduce: `make bench` (about %d minutes here). Raw samples: "
              "build/bench/results.txt." % max(1, round(elapsed / 60 + 1)))
+    if runner.slow:
+        L.append("\n## Slow runs (over 15 s; a hang that recovered?)\n")
+        for f in runner.slow:
+            L.append("- `%s`" % f)
     if runner.failures:
         L.append("\n## Failed runs\n")
         for f in runner.failures:
