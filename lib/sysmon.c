@@ -243,9 +243,11 @@ static void *monitor_main(void *arg)
 				m->mon = NULL;
 				continue;
 			}
-			for (int i = 0; i < n; i++)
+			for (int i = 0; i < n; i++) {
+				URT_TRACE_BLOCK(rt, &ev[i]);
 				if (ev[i].slot < rt->nworkers)
 					m->pending[ev[i].slot] = ev[i].seq;
+			}
 			check_blocked(m);
 		} else {
 			struct timespec ts = { 0, tick };
