@@ -129,4 +129,32 @@ clean:
 	rm -rf build build-address build-thread
 	$(Q)if [ -f kmod/Makefile ]; then $(MAKE) -s -C kmod clean >/dev/null 2>&1 || true; fi
 
+# ---- VM copies of the liburt tests that need urt.ko ----------------------
+# selftests/vm/lib.sh puts these in the VM's initramfs and vm-check runs them
+# with urt.ko loaded. Static (the initramfs has no libc), and built with
+# -DURT_VM_KMOD_ONLY: only their kmod variants are compiled in, so nothing
+# in the VM skips. Never sanitized: SAN= builds them in $(BUILD)/vm-tests/.
+#   make vm-tests          make print-vm-tests (their names, in run order)
+VM_TESTS     := monitor_test handoff_test
+VM_TEST_BINS := $(addprefix $(BUILD)/vm-tests/,$(VM_TESTS))
+.PHONY: vm-tests print-vm-tests
+ifeq ($(SAN),)
+vm-tests: deps $(VM_TEST_BINS)
+$(BUILD)/vm-tests:
+	$(Q)mkdir -p $@
+$(BUILD)/vm-tests/%: selftests/lib/%.c $(BUILD)/liburt.a $(wildcard selftests/lib/*.h) | $(BUILD)/vm-tests
+	@echo "  CC      $@ (static, kmod only)"
+	$(Q)$(CC) $(URT_CFLAGS) -DURT_VM_KMOD_ONLY -Wno-sign-compare -I$(KSFT_DIR) -Iselftests/lib \
+		-static -o $@ $< $(BUILD)/liburt.a $(URT_LDFLAGS)
+else
+vm-tests:
+	$(Q)$(MAKE) --no-print-directory SAN= vm-tests
+endif
+print-vm-tests:
+	@echo $(VM_TESTS)
+# ---- end of the VM copies ------------------------------------------------
+
 -include $(LIB_OBJS:.o=.d)
+
+# ---- tools: urt-top, urt-blocked, urt-trace (tools/tools.mk adds to all and install)
+-include tools/tools.mk

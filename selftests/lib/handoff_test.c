@@ -6,6 +6,11 @@
  * while the stuck ones are still stuck. Each case runs per backend (proc,
  * bpf, kmod) and with 1 and 2 slots. With the monitor off the same tests
  * would hang: they fail by their timeout, they cannot pass by accident.
+ *
+ * Built with -DURT_VM_KMOD_ONLY (make vm-tests: the static copy that
+ * selftests/vm runs with urt.ko loaded), only the kmod variants are compiled
+ * in, with the fixture's tests; a missing /dev/urt is then a failure, not a
+ * skip: in the VM nothing may skip.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -80,8 +85,10 @@ static void *short_task(void *arg)
 
 static const char *monitor_skip(const char *which)
 {
+#ifndef URT_VM_KMOD_ONLY
 	if (!strcmp(which, "kmod") && access("/dev/urt", F_OK))
 		return "/dev/urt absent (urt.ko runs in the VM suite: make vm-check)";
+#endif
 	if (!strcmp(which, "bpf") && geteuid() != 0 && !getenv("CI"))
 		return "BPF tracing needs root (CI runs it as root)";
 	return NULL;
@@ -97,10 +104,12 @@ FIXTURE_VARIANT(handoff) {
 	unsigned int slots;
 };
 
+#ifndef URT_VM_KMOD_ONLY
 FIXTURE_VARIANT_ADD(handoff, proc_1) { .monitor = "proc", .slots = 1 };
 FIXTURE_VARIANT_ADD(handoff, proc_2) { .monitor = "proc", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_1) { .monitor = "bpf", .slots = 1 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2) { .monitor = "bpf", .slots = 2 };
+#endif
 FIXTURE_VARIANT_ADD(handoff, kmod_1) { .monitor = "kmod", .slots = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2) { .monitor = "kmod", .slots = 2 };
 
@@ -119,6 +128,7 @@ FIXTURE_SETUP(handoff)
 	cfg.monitor_threshold_ns = 100000;	/* 100 us */
 	err = urt_create(&self->rt, &cfg);
 	ASSERT_EQ(0, err) TH_LOG("urt_create(monitor=%s): %s", variant->monitor, strerror(-err));
+	ASSERT_STREQ(variant->monitor, urt_monitor_backend(self->rt, NULL, 0));
 	memset(&self->sh, 0, sizeof(self->sh));
 	ASSERT_EQ(0, pipe(self->sh.pipe));
 	pthread_mutex_init(&self->sh.mu, NULL);
@@ -180,7 +190,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *s
 	ASSERT_EQ(0, urt_stats(self->rt, &st));
 	ASSERT_GE(st.handoffs, 1);
 	TH_LOG("%s, %u slot(s): %d short tasks in %.1f ms behind stuck ones; "
-		       "handoffs %llu, blocks seen %llu, hogs %llu\n", variant->monitor, n, nshort,
+		       "handoffs %llu, blocks seen %llu, hogs %llu", variant->monitor, n, nshort,
 		       (urt_now() - t0) / 1e6, (unsigned long long)st.handoffs,
 		       (unsigned long long)st.blocks_seen, (unsigned long long)st.hogs);
 
@@ -223,6 +233,7 @@ TEST_F_TIMEOUT(handoff, tasks_behind_a_spinning_task_run_while_it_spins, 60)
 	run_case(_metadata, self, variant, SPINNING);
 }
 
+#ifndef URT_VM_KMOD_ONLY
 /* Blocks shorter than the threshold: no handoff at all. */
 static void *brief_blocker(void *arg)
 {
@@ -256,6 +267,7 @@ TEST(blocks_shorter_than_the_threshold_cause_no_handoff)
 	ASSERT_EQ(0, st.handoffs);
 	ASSERT_EQ(0, urt_destroy(rt));
 }
+#endif /* !URT_VM_KMOD_ONLY */
 
 /* A storm of blocking and unblocking under load loses no task. */
 struct storm {
@@ -342,6 +354,7 @@ TEST_F_TIMEOUT(handoff, teardown_while_workers_are_blocked_is_clean, 60)
 	close(sh->pipe[1]);
 }
 
+#ifndef URT_VM_KMOD_ONLY
 /* The runtime's BPF programs go away with it, even when it is SIGKILLed. */
 TEST(bpf_programs_are_gone_after_the_runtime_ends_even_after_sigkill)
 {
@@ -431,5 +444,6 @@ TEST(bad_monitor_environment_values_are_errors)
 	unsetenv("URT_MONITOR");
 	unsetenv("URT_MONITOR_THRESHOLD_US");
 }
+#endif /* !URT_VM_KMOD_ONLY */
 
 TEST_HARNESS_MAIN

@@ -3,7 +3,8 @@
 #
 # Shared by vm-check.sh and vm-shell.sh (sourced, not run): resolve the
 # Debian kernel, fetch its vmlinuz, build urt.ko and the selftests against
-# the headers of that same kernel, pack an initramfs, and pick KVM or TCG.
+# the headers of that same kernel, build static copies of liburt's kmod
+# tests (make vm-tests), pack an initramfs, and pick KVM or TCG.
 #
 # Environment:
 #   URT_CACHE      cache root (default ${XDG_CACHE_HOME:-~/.cache}/urt)
@@ -70,9 +71,19 @@ vm_kernel() {
 	trap - EXIT
 }
 
+# vm_add_lib_tests IR NAME...: liburt's VM test copies into IR/tests.
+vm_add_lib_tests() {
+	local ir=$1 t
+	shift
+	for t in "$@"; do
+		cp "$root/build/vm-tests/$t" "$ir/tests/lib-$t" || die "no build/vm-tests/$t"
+		echo "lib-$t" >>"$ir/tests/order"
+	done
+}
+
 # Builds urt.ko (with sparse: any warning fails), the tests, the initramfs.
 vm_build() {
-	local ksft out t
+	local ksft out t libtests
 	log "building urt.ko against $kdir (sparse on)"
 	mkdir -p "$root/build/kmod"
 	out=$root/build/kmod/build.log
@@ -89,6 +100,11 @@ vm_build() {
 	log "building selftests"
 	make -s -C "$root/selftests/kmod" OUTPUT="$root/build/selftests/kmod" \
 		KSFT_DIR="$ksft" -j2 >&2 || die "selftests build failed"
+	# liburt's monitor and handoff tests, kmod variants only, static
+	# (the top-level Makefile's vm-tests): they run here with urt.ko loaded.
+	log "building liburt's kmod tests (make vm-tests)"
+	make -s -C "$root" SAN= BUILD=build KSFT_DIR="$ksft" -j2 vm-tests >&2 ||
+		die "liburt vm-tests build failed"
 
 	local busybox ir=$bdir/initramfs
 	busybox=$(command -v busybox) || die "busybox missing (busybox-static)"
@@ -98,10 +114,21 @@ vm_build() {
 	cp "$busybox" "$ir/bin/busybox"
 	cp "$root/selftests/vm/init" "$ir/init"
 	cp "$root/build/kmod/urt.ko" "$ir/urt.ko"
+	# Run order (init reads tests/order): the module's tests, then liburt's
+	# (lib-NAME), then urt_rmmod last, which unloads and reloads the module.
+	libtests=$(make -s --no-print-directory -C "$root" print-vm-tests)
+	[ -n "$libtests" ] || die "make print-vm-tests listed nothing"
 	for t in $(make -s -C "$root/selftests/kmod" print-tests); do
+		if [ "$t" = urt_rmmod ] && [ -n "$libtests" ]; then
+			# shellcheck disable=SC2086 # a list of names
+			vm_add_lib_tests "$ir" $libtests
+			libtests=
+		fi
 		cp "$root/build/selftests/kmod/$t" "$ir/tests/$t"
 		echo "$t" >>"$ir/tests/order"
 	done
+	# shellcheck disable=SC2086 # a list of names
+	[ -z "$libtests" ] || vm_add_lib_tests "$ir" $libtests
 	(cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
 		>"$bdir/initramfs.cpio"
 }
@@ -144,7 +171,8 @@ vm_accel() {
 }
 
 vm_prepare() {
-	"$root/scripts/deps.sh" vm || die "scripts/deps.sh vm failed"
+	# build and bpf: liburt itself, for the tests of its kmod backend
+	"$root/scripts/deps.sh" build bpf vm || die "scripts/deps.sh build bpf vm failed"
 	mkdir -p "$bdir"
 	vm_resolve
 	vm_kernel

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# vm-check: run the urt.ko selftests in a qemu VM that boots Debian's own
-# kernel (the one linux-image-amd64 points at), twice: once plain, once with
-# slub_debug=FZPU. Prints the TAP of both runs and ends with exactly one line
+# vm-check: run the urt.ko selftests, and liburt's tests of its kmod monitor
+# backend (monitor_test, handoff_test: make vm-tests), in a qemu VM that
+# boots Debian's own kernel (the one linux-image-amd64 points at), twice:
+# once plain, once with slub_debug=FZPU. Prints the TAP of both runs and ends
+# with exactly one line
 #
 #   vm-check: N passed, N failed, N skipped
 #
@@ -12,7 +14,7 @@
 # the VM did not finish, checkpatch or sparse complained, or, when $CI is
 # set, a test was skipped.
 #
-# Run from anywhere; installs what it needs (scripts/deps.sh vm, as root).
+# Run from anywhere; installs what it needs (scripts/deps.sh, as root).
 # Environment: URT_VM_ACCEL=auto|kvm|tcg, URT_VM_TIMEOUT (s per boot),
 # URT_VM_APPEND (extra kernel arguments), URT_VM_VERBOSE=1 (print dmesg),
 # URT_CACHE (download cache).
