@@ -92,17 +92,6 @@ struct wake {
 
 /* ------------------------------------------------------------ helpers */
 
-static int may_wait(void)
-{
-	struct urt_task *t;
-
-	if (likely(urt__in_fiber()))
-		return 0;
-	/* A poll task runs on a worker's stack: waiting would block the worker. */
-	t = urt__current_task();
-	return t && t->kind == TK_POLL ? -EPERM : 0;
-}
-
 static inline void cp(const struct urt_chan *ch, void *dst, const void *src)
 {
 	if (ch->esz)
@@ -388,7 +377,7 @@ static int chan_send(urt_chan *ch, const void *e, int64_t timeout_ns)
 	if (!ch || bad_elem(ch, e))
 		return -EINVAL;
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}
@@ -418,7 +407,7 @@ static int chan_recv(urt_chan *ch, void *e, int64_t timeout_ns)
 	if (!ch || bad_elem(ch, e))
 		return -EINVAL;
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}
@@ -804,7 +793,7 @@ int urt_select(struct urt_select_case *cases, size_t n, int64_t timeout_ns)
 			return -EINVAL;
 	}
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}

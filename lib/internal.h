@@ -205,6 +205,12 @@ struct urt_waiter {
 	void *user;			/* primitive-private */
 };
 
+/*
+ * 0 if the caller may wait: a fiber (suspends) or a thread outside the
+ * runtime (blocks). -EPERM from a poll task: it runs on a worker's stack,
+ * and waiting there would block the worker.
+ */
+int urt__may_wait(void) URT_HIDDEN;
 void urt__waiter_init(struct urt_waiter *w) URT_HIDDEN;
 /* 0 when notified, else -ETIMEDOUT / -ECANCELED (foreign threads: never cancelled). */
 int urt__waiter_wait(struct urt_waiter *w, int64_t deadline_ns) URT_HIDDEN;

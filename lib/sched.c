@@ -339,7 +339,12 @@ static struct urt_task *steal_work(struct urt_worker *w, struct urt_slot *s)
 	unsigned int n = rt->nslots, start;
 	struct urt_task *t;
 
-	if (n > 1 && idle_to_searching(rt, s)) {
+	/*
+	 * Search even with one slot: parking as a searcher is what makes the
+	 * last one re-check the queues (park), so a push that raced with our
+	 * last look is not left behind.
+	 */
+	if (idle_to_searching(rt, s) && n > 1) {
 		s->rng ^= s->rng << 13;
 		s->rng ^= s->rng >> 17;
 		s->rng ^= s->rng << 5;
@@ -423,10 +428,18 @@ static void driver_turn(struct urt_rt *rt, bool block)
 		if (ev[i].data.ptr == NULL) {
 			uint64_t v;
 
-			atomic_store_explicit(&rt->driver_kicked, 0, memory_order_seq_cst);
+			/*
+			 * Drain, then re-arm kicks. The other order loses kicks
+			 * for good: a kick between clear and read would be read
+			 * away with `driver_kicked` left set. In this order a kick
+			 * that finds the flag still set is skipped, but we are
+			 * awake and look at its reason (park state, timers) before
+			 * sleeping again.
+			 */
 			if (read(rt->event_fd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: drained by an earlier turn */
 			}
+			atomic_store_explicit(&rt->driver_kicked, 0, memory_order_seq_cst);
 		} else {
 			urt__reactor_event(rt->reactor, &ev[i]);
 		}

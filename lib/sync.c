@@ -26,16 +26,6 @@
 
 #include "internal.h"
 
-static int may_wait(void)
-{
-	struct urt_task *t;
-
-	if (likely(urt__in_fiber()))
-		return 0;
-	t = urt__current_task();
-	return t && t->kind == TK_POLL ? -EPERM : 0;
-}
-
 /*
  * Who holds a mutex: the task id (unique across reuses of a task object)
  * for tasks, which may migrate between threads; for other threads the
@@ -216,7 +206,7 @@ static int mutex_lock(struct urt_mutex *m, int64_t timeout_ns)
 	if (!m)
 		return -EINVAL;
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}
@@ -317,7 +307,7 @@ static int cond_wait(struct urt_cond *c, struct urt_mutex *m, int64_t timeout_ns
 
 	if (!c || !m)
 		return -EINVAL;
-	r = may_wait();
+	r = urt__may_wait();
 	if (r)
 		return r;
 	me = self_id();
@@ -418,7 +408,7 @@ static int sem_acquire(struct urt_sem *s, int64_t timeout_ns)
 	if (!s)
 		return -EINVAL;
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}
@@ -553,7 +543,7 @@ static int wg_wait(struct urt_wg *wg, int64_t timeout_ns)
 	if (!wg)
 		return -EINVAL;
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}
@@ -649,7 +639,7 @@ static int oneshot_recv(struct urt_oneshot *o, void **value, int64_t timeout_ns)
 	if (!o)
 		return -EINVAL;
 	if (timeout_ns > 0) {
-		r = may_wait();
+		r = urt__may_wait();
 		if (r)
 			return r;
 	}

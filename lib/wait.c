@@ -9,6 +9,16 @@
  */
 #include "rt.h"
 
+int urt__may_wait(void)
+{
+	struct urt_task *t;
+
+	if (likely(urt__in_fiber()))
+		return 0;
+	t = urt__current_task();
+	return t && t->kind == TK_POLL ? -EPERM : 0;
+}
+
 void urt__waiter_init(struct urt_waiter *w)
 {
 	struct urt_task *t = urt__current_task();

@@ -259,4 +259,50 @@ TEST_F_TIMEOUT(rt, a_deep_chain_of_joins_unwinds, 60)
 	ASSERT_EQ(depth, (intptr_t)r);
 }
 
+/*
+ * Start-up and teardown races: a spawn from outside racing with the only
+ * worker going to sleep, kicks of the driver racing with its wake-up.
+ * Both once lost a wake-up and hung here within a few thousand rounds.
+ */
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* A short timer: the driver sleeps in epoll and gets kicked. */
+static void *nap(void *arg)
+{
+	urt_sleep(50000);
+	return arg;
+}
+
+FIXTURE(churn) { int unused; };
+FIXTURE_SETUP(churn) { (void)self; }
+FIXTURE_TEARDOWN(churn) { (void)self; }
+
+TEST_F_TIMEOUT(churn, runtimes_come_and_go_thousands_of_times_without_a_lost_wakeup, 120)
+{
+	const int rounds = 1000 / SCALE;
+	struct urt_config cfg;
+
+	urt_config_init(&cfg);
+	cfg.monitor = "off";	/* loading BPF 3000 times would be the test */
+	for (int i = 0; i < rounds; i++) {
+		urt_rt *rt;
+		urt_task_t t;
+		void *r = NULL;
+
+		cfg.workers = 1 + i % 2;
+		ASSERT_EQ(0, urt_create(&rt, &cfg));
+		/* Each spawn from here races with the worker going to sleep. */
+		for (int k = 0; k < 20; k++) {
+			t = urt_spawn(rt, k % 4 ? nothing : nap, (void *)5);
+			ASSERT_NE(0, t.id);
+			ASSERT_EQ(0, urt_join_timeout(t, &r, MS(10000)));
+			ASSERT_EQ(5, (intptr_t)r);
+		}
+		ASSERT_EQ(0, urt_destroy(rt));
+	}
+}
+
 TEST_HARNESS_MAIN
