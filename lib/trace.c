@@ -148,6 +148,7 @@ static void set_current(struct urt_worker *w, struct urt_task *t, uint64_t id, i
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	sw->tid = w->tid;
 	sw->slot = slot;
+	sw->gen = __atomic_load_n(&tr->hdr->cur_gen, __ATOMIC_RELAXED);
 	sw->task = id;
 	sw->since_ns = id ? now_ns() : 0;
 	copy_name(sw->name, t ? t->name : NULL);
@@ -193,6 +194,7 @@ int urt__trace_rt_init(struct urt_rt *rt)
 	h->worker_off = hdr_size;
 	h->worker_stride = stride;
 	h->rt_addr = (uintptr_t)rt;
+	h->shm_addr = (uintptr_t)h;
 	h->created_ns = (int64_t)now_ns();
 	copy_name(h->name, rt->cfg.name ? rt->cfg.name : "urt");
 

@@ -106,6 +106,7 @@ struct urt_shm_hdr {
 	uint64_t worker_off;		/* offset of urt_shm_worker[0] */
 	uint64_t worker_stride;
 	uint64_t rt_addr;
+	uint64_t shm_addr;		/* where the runtime maps this memfd */
 	int64_t created_ns;
 	char name[16];			/* urt_config.name */
 	char monitor[64];		/* monitor backend, "" until known */
@@ -116,6 +117,7 @@ struct urt_shm_hdr {
 	uint32_t users_current;		/* tools that asked for URT_SHM_CURRENT */
 	int32_t ring_reader;		/* pid of the tool reading the rings */
 	uint32_t closed;		/* 1: urt_destroy ran: nothing more comes */
+	uint32_t cur_gen;		/* bumped by a tool that turns URT_SHM_CURRENT on */
 };
 
 struct urt_shm_worker {
@@ -124,7 +126,7 @@ struct urt_shm_worker {
 	_Alignas(64) uint32_t seq;
 	int32_t tid;
 	int32_t slot;
-	int32_t pad;
+	uint32_t gen;			/* hdr.cur_gen when written: older is stale */
 	uint64_t task;			/* 0: none */
 	uint64_t since_ns;		/* step start */
 	char name[16];

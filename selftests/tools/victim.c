@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: MIT
+/*
+ * victim.c - a urt program with known behaviour, for the tool tests.
+ *
+ *   victim [-s SECONDS] [-w WORKERS] [block] [hog] [short]
+ *
+ *   block  task "blocker": read() on a pipe that a plain thread fills
+ *          50 ms later, over and over (the worker blocks in read for
+ *          ~50 ms each time, with short tasks queued behind it: handoff)
+ *   hog    task "hog": spins 30 ms, sleeps 20 ms, over and over
+ *   short  task "spawner": spawns batches of 200 tasks "short" (~20 us
+ *          of work each) every 10 ms
+ *
+ * Default: all three, 1 worker, 3 s. Prints "ready" once the runtime
+ * runs (the tools can attach) and "done" at the end.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <urt.h>
+
+static int64_t end_ns;
+static int pipefd[2];
+static volatile int stop_writer;
+static bool m_block, m_hog, m_short;
+
+static int64_t now(void)
+{
+	return urt_now();
+}
+
+static void spin_ns(int64_t ns)
+{
+	int64_t until = now() + ns;
+
+	while (now() < until)
+		;
+}
+
+static void *writer(void *arg)
+{
+	while (!stop_writer) {
+		struct timespec ts = { 0, 50 * 1000000 };
+		char c = 'x';
+
+		nanosleep(&ts, NULL);
+		if (write(pipefd[1], &c, 1) != 1)
+			break;
+	}
+	return arg;
+}
+
+static void *blocker(void *arg)
+{
+	char c;
+
+	while (now() < end_ns) {
+		/* the plain read(): blocks this worker ~50 ms */
+		if (read(pipefd[0], &c, 1) != 1)
+			break;
+		urt_sleep(2000000);
+	}
+	return arg;
+}
+
+static void *hog(void *arg)
+{
+	while (now() < end_ns) {
+		spin_ns(30000000);
+		urt_sleep(20000000);
+	}
+	return arg;
+}
+
+static void *short_task(void *arg)
+{
+	spin_ns(20000);
+	return arg;
+}
+
+static void *spawner(void *arg)
+{
+	struct urt_spawn_opts o = { .name = "short", .detached = true };
+
+	while (now() < end_ns) {
+		for (int i = 0; i < 200; i++)
+			urt_spawn_opts(NULL, short_task, NULL, &o);
+		urt_sleep(10000000);
+	}
+	return arg;
+}
+
+static int app(void *arg)
+{
+	struct urt_spawn_opts ob = { .name = "blocker" }, oh = { .name = "hog" },
+			      os = { .name = "spawner" };
+	urt_task_t t[3];
+	int n = 0;
+
+	printf("ready %d\n", getpid());
+	fflush(stdout);
+	if (m_short)
+		t[n++] = urt_spawn_opts(NULL, spawner, NULL, &os);
+	if (m_block)
+		t[n++] = urt_spawn_opts(NULL, blocker, NULL, &ob);
+	if (m_hog)
+		t[n++] = urt_spawn_opts(NULL, hog, NULL, &oh);
+	for (int i = 0; i < n; i++)
+		urt_join(t[i], NULL);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct urt_config cfg;
+	double secs = 3;
+	pthread_t wt;
+	int opt, rc;
+
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	while ((opt = getopt(argc, argv, "s:w:")) != -1) {
+		if (opt == 's')
+			secs = atof(optarg);
+		else if (opt == 'w')
+			cfg.workers = (unsigned int)atoi(optarg);
+		else
+			return 2;
+	}
+	for (int i = optind; i < argc; i++) {
+		if (!strcmp(argv[i], "block"))
+			m_block = true;
+		else if (!strcmp(argv[i], "hog"))
+			m_hog = true;
+		else if (!strcmp(argv[i], "short"))
+			m_short = true;
+		else
+			return 2;
+	}
+	if (!m_block && !m_hog && !m_short)
+		m_block = m_hog = m_short = true;
+	if (pipe(pipefd))
+		return 1;
+	pthread_create(&wt, NULL, writer, NULL);
+	end_ns = now() + (int64_t)(secs * 1e9);
+	rc = urt_main(&cfg, app, NULL);
+	stop_writer = 1;
+	close(pipefd[0]);
+	pthread_join(wt, NULL);
+	printf("done\n");
+	return rc ? 1 : 0;
+}
