@@ -38,6 +38,7 @@ run_suite() {
 run_suite "liburt" "$make_" --no-print-directory test-lib
 run_suite "liburt (ASan)" "$make_" --no-print-directory check-asan
 run_suite "liburt (TSan)" "$make_" --no-print-directory check-tsan
+run_suite "tools" "$make_" --no-print-directory test-tools
 if [ -x selftests/vm/vm-check.sh ]; then
 	run_suite "urt.ko in a VM" selftests/vm/vm-check.sh
 else

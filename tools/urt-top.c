@@ -259,6 +259,38 @@ static void show_rt(struct target *t, struct urt_rtview *rt, uint64_t now)
 		       (unsigned long long)s->steals, (unsigned long long)s->handoffs,
 		       (unsigned long long)s->blocks_seen, (unsigned long long)s->hogs);
 	}
+	/* Threads that own no slot: spares, and stuck threads finishing the
+	 * step they were stuck in when their slot was handed off. */
+	for (unsigned int k = 0; k < nw; k++) {
+		struct urt_shm_worker cur;
+		struct urt_blk_start b;
+		char state[64], task[48];
+		__u32 tid = (__u32)wv[k].tid;
+		bool owner = false, has_task;
+
+		if (!wv[k].started || wv[k].exited || wv[k].tid <= 0)
+			continue;
+		for (int i = 0; i < n; i++)
+			owner |= sv[i].owner == (int)k && !sv[i].parked;
+		for (int i = 0; i < n; i++)
+			owner |= sv[i].owner == (int)k;
+		if (owner)
+			continue;
+		has_task = urt_shm_current(rt, k, &cur) && cur.task && cur.tid == wv[k].tid;
+		if (!bpf_map_lookup_elem(fd, &tid, &b))
+			snprintf(state, sizeof(state), "%s %s %s", has_task ? "blocked" : "spare, in",
+				 urt_syscall_name(b.syscall_nr),
+				 urt_fmt_ns(buf, sizeof(buf), now > b.start_ns ? now - b.start_ns : 0));
+		else
+			snprintf(state, sizeof(state), has_task ? "running" : "spare");
+		if (has_task)
+			snprintf(task, sizeof(task), "%llu %s (slot lost)", (unsigned long long)cur.task,
+				 cur.name);
+		else
+			snprintf(task, sizeof(task), "-");
+		printf("%-4s %-7d %-26s %-24.24s %5s %9s %6llu\n", "-", wv[k].tid, state, task, "-", "-",
+		       (unsigned long long)wv[k].steals);
+	}
 }
 
 int main(int argc, char **argv)

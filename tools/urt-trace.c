@@ -526,11 +526,29 @@ static void write_json(FILE *f)
 		ev_begin(f);
 		fprintf(f, "{\"ph\":\"s\",\"cat\":\"handoff\",\"name\":\"handoff\",\"id\":%u,\"pid\":%d,"
 			"\"tid\":%d,\"ts\":%.3f}", flow, proc.pid, e->tid, us(e->ts));
-		snprintf(name, sizeof(name), "took slot %d (%.8s)", e->slot, e->name);
-		slice(f, "handoff", name, sizeof(name), to, e->ts, e->ts + 20000, args);
-		ev_begin(f);
-		fprintf(f, "{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"handoff\",\"name\":\"handoff\",\"id\":%u,"
-			"\"pid\":%d,\"tid\":%d,\"ts\":%.3f}", flow, proc.pid, to, us(e->ts) + 0.001);
+		{
+			/* The spare runs once its futex wait (a kernel block) ends:
+			 * the arrow lands there, on a short slice that ends before
+			 * the spare's next slice begins. */
+			uint64_t land = e->ts, stop;
+
+			for (size_t k = 0; k < nkbs; k++)
+				if (kbs[k].e.tid == to && kbs[k].e.start_ns <= e->ts && kbs[k].e.end_ns > e->ts)
+					land = kbs[k].e.end_ns;
+			stop = land + 20000;
+			for (size_t k = 0; k < nkbs; k++)
+				if (kbs[k].e.tid == to && kbs[k].e.start_ns > land && kbs[k].e.start_ns < stop)
+					stop = kbs[k].e.start_ns;
+			for (size_t k = 0; k < nrecs; k++)
+				if (recs[k].e.tid == to && recs[k].e.ts > land && recs[k].e.ts < stop &&
+				    recs[k].worker < (int)proc.rt[0].hdr->nworkers)
+					stop = recs[k].e.ts;
+			snprintf(name, sizeof(name), "took slot %d (%.8s)", e->slot, e->name);
+			slice(f, "handoff", name, sizeof(name), to, land, stop, args);
+			ev_begin(f);
+			fprintf(f, "{\"ph\":\"f\",\"bp\":\"e\",\"cat\":\"handoff\",\"name\":\"handoff\","
+				"\"id\":%u,\"pid\":%d,\"tid\":%d,\"ts\":%.3f}", flow, proc.pid, to, us(land));
+		}
 	}
 	fputs("\n]}\n", f);
 }

@@ -148,8 +148,8 @@ int main(int argc, char **argv)
 	end_ns = now() + (int64_t)(secs * 1e9);
 	rc = urt_main(&cfg, app, NULL);
 	stop_writer = 1;
+	pthread_join(wt, NULL);	/* before closing: no write to a closed pipe */
 	close(pipefd[0]);
-	pthread_join(wt, NULL);
 	printf("done\n");
 	return rc ? 1 : 0;
 }

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# selftests/tools: each tool against victim (a urt program with known
+# behaviour), its output checked. TAP 13; ends with
+# "tools: N passed, N failed, N skipped". Needs root (BPF); without root the
+# BPF tests skip, except under CI (CI=true), where a skip is a failure.
+set -u
+cd "$(dirname "$0")/../.."
+B=${BUILD:-build}
+T=$B/tools
+V=$B/selftests/tools/victim
+CHECK=selftests/tools/check_trace.py
+tmp=$(mktemp -d)
+pass=0 fail=0 skip=0 n=0
+victims=()
+
+cleanup() {
+	for p in "${victims[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+ok()   { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n $1"; }
+nok()  { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; shift; for l in "$@"; do echo "# $l"; done; }
+skp()  { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n $1 # SKIP $2"; }
+
+# start_victim ARGS...: runs victim in the background, sets $VP once it runs
+start_victim() {
+	local out=$tmp/victim.$RANDOM
+	"$V" "$@" > "$out" 2>&1 &
+	VP=$!
+	victims+=("$VP")
+	for _ in $(seq 100); do
+		grep -q '^ready' "$out" && return 0
+		sleep 0.05
+	done
+	echo "# victim did not start: $(cat "$out")"
+	return 1
+}
+
+# one_line_error NAME CMD...: non-zero exit, one line on stderr naming the
+# tool, no crash, no hang (20 s).
+one_line_error() {
+	local name=$1 want=$2; shift 2
+	local err=$tmp/err out=$tmp/out rc lines
+	timeout 20 "$@" > "$out" 2> "$err"; rc=$?
+	lines=$(wc -l < "$err")
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$rc" -lt 128 ] && [ "$lines" -eq 1 ] &&
+	   grep -q -- "$want" "$err"; then
+		ok "$name"
+		echo "# $(cat "$err")"
+	else
+		nok "$name" "exit $rc, $lines lines on stderr (want 1 with '$want'):" "$(head -5 "$err")"
+	fi
+}
+
+echo "TAP version 13"
+root=1
+[ "$(id -u)" -eq 0 ] || root=0
+bpf_skip() {
+	if [ $root -eq 0 ]; then
+		skp "$1" "needs root for BPF"
+		return 0
+	fi
+	return 1
+}
+
+# ---- help and arguments (no BPF)
+for t in urt-top urt-blocked urt-trace; do
+	if "$T/$t" --help 2>&1 | grep -q USAGE; then ok "$t --help shows the usage"; else nok "$t --help shows the usage"; fi
+done
+one_line_error "urt-trace without -p says -p is required" "required" "$T/urt-trace" 1
+one_line_error "urt-blocked with a bad duration says so" "invalid duration" "$T/urt-blocked" -p 1 abc
+one_line_error "urt-blocked with -m above -M says so" "above max" "$T/urt-blocked" -p 1 -m 10 -M 5
+
+# ---- liburt carries its USDT probes (bpftrace, and the tools' enable probe)
+probes=$(readelf -n "$V" 2>/dev/null | grep -A1 'Provider: urt' | grep -o 'Name: [a-z]*' | sort -u | cut -c7- | tr '\n' ' ')
+if [ "$(wc -w <<<"$probes")" -ge 9 ]; then
+	ok "liburt has the USDT probes spawn run stop park unpark steal handoff block enable"
+else
+	nok "liburt has the USDT probes" "found: $probes"
+fi
+
+# ---- bad inputs
+one_line_error "an unknown pid is one clear line" "no process with pid" "$T/urt-blocked" -p 4194000 1
+sleep 30 & sp=$!; victims+=("$sp")
+one_line_error "a pid that is not a urt program is one clear line" "is not a urt program" "$T/urt-trace" -p "$sp" 1
+one_line_error "urt-top on a pid that is not a urt program" "is not a urt program" "$T/urt-top" -b -p "$sp" 1 1
+if ! bpf_skip "no BTF is one clear line"; then
+	start_victim -s 5 block
+	one_line_error "no BTF is one clear line" "no BTF" env URT_TOOLS_VMLINUX_BTF=/nonexistent "$T/urt-blocked" -p "$VP" 1
+fi
+if ! bpf_skip "no BPF permission is one clear line"; then
+	# victim and tool as nobody: the process is readable, BPF is not allowed
+	if command -v setpriv >/dev/null; then
+		cp "$V" "$tmp/victim" && cp "$T/urt-blocked" "$tmp/urt-blocked" && chmod 755 "$tmp" "$tmp/victim" "$tmp/urt-blocked"
+		asnobody=(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all)
+		"${asnobody[@]}" "$tmp/victim" -s 5 block > "$tmp/nobody.out" 2>&1 &
+		np=$!; victims+=("$np"); sleep 0.5
+		one_line_error "no BPF permission is one clear line" "permission denied" "${asnobody[@]}" "$tmp/urt-blocked" -p "$np" 1
+	else
+		skp "no BPF permission is one clear line" "setpriv missing"
+	fi
+fi
+
+# ---- urt-top: the blocker shows as blocked in read, with its name
+if ! bpf_skip "urt-top shows the blocking task blocked in read"; then
+	start_victim -s 6 block short
+	timeout 30 "$T/urt-top" -b -p "$VP" 1 3 > "$tmp/top" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && grep -q 'blocked read' "$tmp/top" && grep -q 'blocker' "$tmp/top" &&
+	   grep -q '^SLOT' "$tmp/top"; then
+		ok "urt-top shows the blocking task blocked in read"
+	else
+		nok "urt-top shows the blocking task blocked in read" "exit $rc" "$(head -20 "$tmp/top")"
+	fi
+	timeout 30 "$T/urt-top" -b 1 1 > "$tmp/topall" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && grep -q "pid $VP (victim)" "$tmp/topall"; then
+		ok "urt-top without -p finds every urt process"
+	else
+		nok "urt-top without -p finds every urt process" "exit $rc" "$(head -10 "$tmp/topall")"
+	fi
+	kill "$VP" 2>/dev/null
+fi
+
+# ---- urt-blocked: the blocker, read, ~50 ms; -m/-M filter
+if ! bpf_skip "urt-blocked reports the blocker in read for about 50 ms"; then
+	start_victim -s 6 block
+	timeout 30 "$T/urt-blocked" -p "$VP" 2 > "$tmp/blk" 2>&1; rc=$?
+	max=$(grep -o 'task "blocker".*blocked in read.*max [0-9.]*ms' "$tmp/blk" | grep -o 'max [0-9.]*' | grep -o '[0-9.]*$')
+	if [ $rc -eq 0 ] && [ -n "$max" ] && awk -v m="$max" 'BEGIN { exit !(m >= 30 && m <= 150) }' &&
+	   grep -qE '32768 -> 65535 +: [1-9]' "$tmp/blk"; then
+		ok "urt-blocked reports the blocker in read for about 50 ms (max ${max} ms)"
+	else
+		nok "urt-blocked reports the blocker in read for about 50 ms" "exit $rc max '$max'" "$(head -30 "$tmp/blk")"
+	fi
+	timeout 30 "$T/urt-blocked" -p "$VP" -m 200000 1 > "$tmp/blk2" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && ! grep -q 'task "blocker"' "$tmp/blk2"; then
+		ok "urt-blocked -m 200000 hides the 50 ms blocks"
+	else
+		nok "urt-blocked -m 200000 hides the 50 ms blocks" "$(head -10 "$tmp/blk2")"
+	fi
+	timeout 30 "$T/urt-blocked" -p "$VP" -M 1000 1 > "$tmp/blk3" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && ! grep -q 'task "blocker" .*read' "$tmp/blk3"; then
+		ok "urt-blocked -M 1000 hides the 50 ms blocks"
+	else
+		nok "urt-blocked -M 1000 hides the 50 ms blocks" "$(head -10 "$tmp/blk3")"
+	fi
+	kill "$VP" 2>/dev/null
+fi
+
+# ---- urt-trace: JSON with tracks, task slices, kernel blocks, a handoff flow
+if ! bpf_skip "urt-trace writes a trace with tracks, slices and a handoff flow"; then
+	start_victim -s 6 block short hog
+	timeout 30 "$T/urt-trace" -p "$VP" -o "$tmp/t.json" 1.5 > "$tmp/tr.out" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && python3 "$CHECK" "$tmp/t.json" blocker hog short > "$tmp/chk" 2>&1; then
+		ok "urt-trace writes a trace with tracks, slices and a handoff flow"
+		sed 's/^/# /' "$tmp/chk"
+	else
+		nok "urt-trace writes a trace with tracks, slices and a handoff flow" "exit $rc" \
+			"$(cat "$tmp/tr.out" "$tmp/chk" 2>/dev/null | head -20)"
+	fi
+	timeout 30 "$T/urt-trace" -p "$VP" --summary 1 > "$tmp/sum" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && grep -q 'read:blocker' "$tmp/sum" && grep -q 'HANDOFF AT' "$tmp/sum"; then
+		ok "urt-trace --summary lists tasks, blocks and handoffs"
+	else
+		nok "urt-trace --summary lists tasks, blocks and handoffs" "exit $rc" "$(head -30 "$tmp/sum")"
+	fi
+	kill "$VP" 2>/dev/null
+fi
+if ! bpf_skip "a program exiting mid-recording leaves a complete trace"; then
+	start_victim -s 1 block short
+	start=$(date +%s)
+	timeout 30 "$T/urt-trace" -p "$VP" -o "$tmp/exit.json" 10 > "$tmp/ex.out" 2>&1; rc=$?
+	took=$(( $(date +%s) - start ))
+	if [ $rc -eq 0 ] && [ $took -lt 8 ] && grep -q 'the program exited' "$tmp/ex.out" &&
+	   python3 -m json.tool "$tmp/exit.json" > /dev/null 2>&1 &&
+	   python3 "$CHECK" "$tmp/exit.json" blocker > /dev/null 2>&1; then
+		ok "a program exiting mid-recording leaves a complete trace (${took} s)"
+	else
+		nok "a program exiting mid-recording leaves a complete trace" "exit $rc after ${took} s" "$(cat "$tmp/ex.out")" \
+			"$(python3 "$CHECK" "$tmp/exit.json" blocker 2>&1)"
+	fi
+fi
+
+echo "1..$n"
+echo "tools: $pass passed, $fail failed, $skip skipped"
+[ "$fail" -eq 0 ] || exit 1
+if [ -n "${CI:-}" ] && [ "$skip" -ne 0 ]; then
+	echo "tools: $skip skips that CI must run: failures in CI" >&2
+	exit 1
+fi
+exit 0
