@@ -144,8 +144,9 @@ static void set_current(struct urt_worker *w, struct urt_task *t, uint64_t id, i
 	struct urt_shm_worker *sw = shm_worker(tr->hdr, (unsigned int)w->index);
 	uint32_t seq = __atomic_load_n(&sw->seq, __ATOMIC_RELAXED);
 
-	__atomic_store_n(&sw->seq, seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	/* An acquire RMW: the field stores below stay after the odd seq
+	 * (a fence would do, but TSan does not support fences). */
+	__atomic_exchange_n(&sw->seq, seq + 1, __ATOMIC_ACQ_REL);
 	sw->tid = w->tid;
 	sw->slot = slot;
 	sw->gen = __atomic_load_n(&tr->hdr->cur_gen, __ATOMIC_RELAXED);
