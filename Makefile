@@ -77,7 +77,7 @@ $(BUILD)/liburt.so: $(LIB_OBJS) lib/liburt.map
 	@echo "  LD      $@"
 	$(Q)$(CC) -shared -Wl,-soname,liburt.so.0 -Wl,--version-script=lib/liburt.map \
 		-o $@ $(LIB_OBJS) $(URT_LDFLAGS)
-$(BUILD)/liburt.pc: lib/liburt.pc.in
+$(BUILD)/liburt.pc: lib/liburt.pc.in Makefile $(wildcard bpf/bpf.mk)
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|; s|@VERSION@|0.1|; s|@LIBS@|$(URT_LIBS)|' $< > $@
 
 # Tests and examples link the static library: one binary per file.

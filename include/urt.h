@@ -19,8 +19,17 @@
  *
  * Errors: functions returning int return 0 (or a count) on success and a
  * negative errno on failure. Functions returning a pointer return NULL and
- * set errno. Waiting functions called outside a fiber return -EPERM.
- * A cancelled fiber sees -ECANCELED from every waiting function.
+ * set errno.
+ *
+ * Where waiting functions may be called:
+ *   - in a fiber: they suspend only the fiber;
+ *   - in a poll task: they return -EPERM (they would block the worker; use
+ *     the *_poll forms and wakers);
+ *   - on a thread outside any runtime: joins, channels and sync objects
+ *     block the thread (so main() and plain threads can talk to fibers);
+ *     sleeps and fd I/O return -EPERM (use the plain system calls there).
+ * A cancelled fiber sees -ECANCELED from a waiting function that would
+ * have to wait.
  */
 #ifndef URT_H
 #define URT_H

@@ -35,8 +35,10 @@
 void urt__ctx_switch(void **save_sp, void *load_sp) URT_HIDDEN;
 void urt__ctx_entry(void) URT_HIDDEN;
 
-#define STACK_CACHE_WORKER	32
-#define STACK_CACHE_RT		256
+/* Pool sizes: a timer-heavy program keeps thousands of fibers coming and
+ * going; unmapping and re-faulting their stacks would dominate. */
+#define STACK_CACHE_WORKER	64
+#define STACK_CACHE_RT		1024
 
 static size_t page_size(void)
 {
@@ -50,6 +52,27 @@ static size_t page_size(void)
 	return v;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/*
+ * Makes the page at p a guard page. Linux >= 6.13 installs guard markers
+ * without splitting the mapping; mprotect() splits it in two, and with
+ * vm.max_map_count (65530) that caps a process at ~32k live fibers.
+ */
+static int guard_page(void *p, size_t ps)
+{
+	static atomic_int no_guard_madvise;
+
+	if (!atomic_load_explicit(&no_guard_madvise, memory_order_relaxed)) {
+		if (madvise(p, ps, MADV_GUARD_INSTALL) == 0)
+			return 0;
+		atomic_store_explicit(&no_guard_madvise, 1, memory_order_relaxed);
+	}
+	return mprotect(p, ps, PROT_NONE);
+}
+
 static struct urt_stack *stack_map(size_t size)
 {
 	size_t ps = page_size();
@@ -61,7 +84,7 @@ static struct urt_stack *stack_map(size_t size)
 		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
 	if (base == MAP_FAILED)
 		return NULL;
-	if (mprotect(base, ps, PROT_NONE)) {
+	if (guard_page(base, ps)) {
 		munmap(base, map_size);
 		return NULL;
 	}

@@ -168,6 +168,37 @@ void urt__inject_push(struct urt_inject *inj, struct urt_task *t)
 	urt__inject_push_batch(inj, t, t, 1);
 }
 
+struct urt_task *urt__inject_pop_batch(struct urt_inject *inj, struct urt_lqueue *q,
+				       unsigned int max)
+{
+	struct urt_task *first, *t;
+	unsigned int n = 0;
+
+	if (urt__inject_empty(inj))
+		return NULL;
+	urt__spin_lock(&inj->lock);
+	first = inj->head;
+	for (t = first; t && n < max; t = t->next)
+		n++;
+	if (first) {
+		inj->head = t;
+		if (!t)
+			inj->tail = NULL;
+		atomic_fetch_sub_explicit(&inj->len, n, memory_order_relaxed);
+	}
+	urt__spin_unlock(&inj->lock);
+	if (!first)
+		return NULL;
+	/* The caller checked the ring has room for max - 1: no overflow. */
+	for (t = first->next; --n; ) {
+		struct urt_task *next = t->next;
+
+		urt__lq_push(q, t, inj);
+		t = next;
+	}
+	return first;
+}
+
 struct urt_task *urt__inject_pop(struct urt_inject *inj)
 {
 	struct urt_task *t;

@@ -50,6 +50,10 @@ void urt__inject_push(struct urt_inject *inj, struct urt_task *t) URT_HIDDEN;
 void urt__inject_push_batch(struct urt_inject *inj, struct urt_task *first,
 			    struct urt_task *last, size_t n) URT_HIDDEN;
 struct urt_task *urt__inject_pop(struct urt_inject *inj) URT_HIDDEN;
+/* Owner of q: pops up to max tasks, returns the first and moves the rest
+ * to the tail of q (which must have room for max - 1). */
+struct urt_task *urt__inject_pop_batch(struct urt_inject *inj, struct urt_lqueue *q,
+				       unsigned int max) URT_HIDDEN;
 static inline bool urt__inject_empty(struct urt_inject *inj)
 {
 	return atomic_load_explicit(&inj->len, memory_order_acquire) == 0;

@@ -306,6 +306,29 @@ static bool work_anywhere(struct urt_rt *rt)
 	return false;
 }
 
+/*
+ * Takes work from the injection queue: one task to run and, into our ring,
+ * a fair share of the rest (as tokio does), so a burst of spawns from
+ * outside is not served one task per fairness interval.
+ */
+static struct urt_task *inject_take(struct urt_rt *rt, struct urt_slot *s)
+{
+	size_t len = atomic_load_explicit(&rt->inject.len, memory_order_relaxed);
+	unsigned int room = URT_LQ_SIZE / 2 - urt__lq_len(&s->q);
+	unsigned int n;
+
+	if (len == 0)
+		return NULL;
+	n = (unsigned int)(len / rt->nslots) + 1;
+	if (room > URT_LQ_SIZE / 2)	/* the ring is over half full */
+		room = 0;
+	if (n > room + 1)
+		n = room + 1;
+	if (n > 64)
+		n = 64;
+	return urt__inject_pop_batch(&rt->inject, &s->q, n);
+}
+
 static struct urt_task *next_task(struct urt_rt *rt, struct urt_slot *s)
 {
 	struct urt_task *t;
@@ -323,14 +346,14 @@ static struct urt_task *next_task(struct urt_rt *rt, struct urt_slot *s)
 	s->lifo_polls = 0;
 	if (--s->gq_countdown == 0) {
 		s->gq_countdown = rt->cfg.global_queue_interval;
-		t = urt__inject_pop(&rt->inject);
+		t = inject_take(rt, s);
 		if (t)
 			return t;
 	}
 	t = urt__lq_pop(&s->q);
 	if (t)
 		return t;
-	return urt__inject_pop(&rt->inject);
+	return inject_take(rt, s);
 }
 
 static struct urt_task *steal_work(struct urt_worker *w, struct urt_slot *s)

@@ -196,57 +196,89 @@ int64_t urt__timers_next(struct urt_rt *rt)
 	return atomic_load_explicit(&rt->wheel->next_ns, memory_order_acquire);
 }
 
+/* Appends to the fired list, growing it past the on-stack batch if a slot
+ * holds more due timers than that (rare: then one allocation). */
+static bool fired_push(struct urt_task ***fired, unsigned int *n, unsigned int *cap,
+		       struct urt_task **local, struct urt_task *t)
+{
+	if (*n == *cap) {
+		unsigned int ncap = *cap * 4;
+		struct urt_task **m = malloc(ncap * sizeof(*m));
+
+		if (!m)
+			return false;
+		memcpy(m, *fired, *n * sizeof(*m));
+		if (*fired != local)
+			free(*fired);
+		*fired = m;
+		*cap = ncap;
+	}
+	(*fired)[(*n)++] = t;
+	return true;
+}
+
 int64_t urt__timers_run(struct urt_rt *rt, int64_t now)
 {
 	struct urt_wheel *wh = rt->wheel;
 	uint64_t now_tick = (uint64_t)now >> TICK_SHIFT;
-	struct urt_task *fired[FIRE_BATCH];
-	unsigned int nfired;
+	struct urt_task *local[FIRE_BATCH], **fired = local;
+	unsigned int nfired, cap = FIRE_BATCH;
+	bool more;
 	int64_t next;
 
 	if (now < atomic_load_explicit(&wh->next_ns, memory_order_acquire))
 		return atomic_load_explicit(&wh->next_ns, memory_order_relaxed);
-again:
-	nfired = 0;
-	urt__spin_lock(&wh->lock);
-	for (;;) {
-		uint64_t d;
-		unsigned int level, slot;
-		struct urt_timer *list;
+	do {
+		nfired = 0;
+		more = false;
+		urt__spin_lock(&wh->lock);
+		for (;;) {
+			uint64_t d;
+			unsigned int level, slot;
+			struct urt_timer *list;
 
-		if (!next_expiry(wh, &d, &level, &slot) || d > now_tick)
-			break;
-		if (nfired + LVL_SIZE > FIRE_BATCH && nfired)
-			break;	/* wake what we have, then come back */
-		list = wh->slots[level][slot];
-		wh->slots[level][slot] = NULL;
-		wh->occupied[level] &= ~(1ULL << slot);
-		wh->elapsed = d;
-		while (list) {
-			struct urt_timer *t = list;
-			uint64_t when = to_tick(t->deadline);
+			if (!next_expiry(wh, &d, &level, &slot) || d > now_tick)
+				break;
+			if (nfired >= FIRE_BATCH) {
+				more = true;	/* wake these first, then come back */
+				break;
+			}
+			/*
+			 * A slot is always emptied whole: due timers fire, later
+			 * ones cascade to a lower level. (A half-emptied current
+			 * slot would look one full turn away to next_expiry.)
+			 */
+			list = wh->slots[level][slot];
+			wh->slots[level][slot] = NULL;
+			wh->occupied[level] &= ~(1ULL << slot);
+			wh->elapsed = d;
+			while (list) {
+				struct urt_timer *t = list;
+				uint64_t when = to_tick(t->deadline);
 
-			list = t->next;
-			t->next = t->prev = NULL;
-			if (when <= wh->elapsed && nfired < FIRE_BATCH) {
-				t->armed = false;	/* last touch of t: its owner may free it now */
-				fired[nfired++] = t->task;
-			} else {
-				slot_link(wh, t, when > wh->elapsed ? when : wh->elapsed + 1);
+				list = t->next;
+				t->next = t->prev = NULL;
+				if (when <= wh->elapsed &&
+				    fired_push(&fired, &nfired, &cap, local, t->task)) {
+					t->armed = false; /* last touch of t: its owner may free it now */
+				} else {
+					/* later, or no memory to fire it now: next tick */
+					slot_link(wh, t, when > wh->elapsed ? when : wh->elapsed + 1);
+				}
 			}
 		}
-	}
-	if (nfired == 0 && now_tick > wh->elapsed)
-		wh->elapsed = now_tick;
-	update_next(wh);
-	next = atomic_load_explicit(&wh->next_ns, memory_order_relaxed);
-	urt__spin_unlock(&wh->lock);
+		if (!more && now_tick > wh->elapsed)
+			wh->elapsed = now_tick;
+		update_next(wh);
+		next = atomic_load_explicit(&wh->next_ns, memory_order_relaxed);
+		urt__spin_unlock(&wh->lock);
 
-	for (unsigned int i = 0; i < nfired; i++) {
-		urt__task_wake(fired[i]);
-		urt__task_unref(fired[i]);
-	}
-	if (nfired && next <= now)
-		goto again;
+		for (unsigned int i = 0; i < nfired; i++) {
+			urt__task_wake(fired[i]);
+			urt__task_unref(fired[i]);
+		}
+	} while (more);
+	if (fired != local)
+		free(fired);
 	return next;
 }
