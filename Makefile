@@ -106,8 +106,14 @@ vm-check:
 vm-shell:
 	$(Q)selftests/vm/vm-shell.sh
 
-demo: all
+# The main job: urt at work, the monitor handing off a blocked worker's
+# slot (per backend), then a recorded trace of a handoff (needs root: BPF).
+demo: all tools $(BUILD)/selftests/tools/victim
 	$(Q)$(BUILD)/examples/demo
+	@echo
+	@echo "part 3: a trace of a handoff, recorded with urt-trace (tools/, BPF)"
+	$(Q)if [ "$$(id -u)" -eq 0 ]; then BUILD=$(BUILD) scripts/trace-demo.sh; \
+	else echo "        (skipped: recording needs root for BPF; run: sudo make demo)"; fi
 
 # Benchmarks live in tools/bench (urt programs and the tokio/Go peers).
 bench: deps lib

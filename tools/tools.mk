@@ -66,7 +66,7 @@ test-tools: deps lib tools $(BUILD)/selftests/tools/victim $(BUILD)/selftests/to
 
 # A trace of a handoff, and the picture in Documentation/ drawn from it.
 trace-demo: tools $(BUILD)/selftests/tools/victim
-	$(Q)BUILD=$(BUILD) scripts/trace-demo.sh
+	$(Q)BUILD=$(BUILD) SVG=Documentation/images/handoff.svg scripts/trace-demo.sh
 
 install-tools: tools
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
