@@ -148,6 +148,7 @@ void urt__task_wake(struct urt_task *t)
 			return;
 	} while (!atomic_compare_exchange_weak_explicit(&t->state, &s, s | TS_NOTIFIED,
 			memory_order_acq_rel, memory_order_relaxed));
+	URT_TRACE_WAKE(t);	/* before it can run: RUNNING ones too (yield) */
 	if (s & TS_RUNNING)
 		return;		/* its worker re-queues it when the step ends */
 	if (t->kind == TK_BLOCKING)

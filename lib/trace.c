@@ -12,6 +12,10 @@
  * hooks that pass a worker run on that worker's thread); events from other
  * threads (the monitor's handoffs, spawns from outside the runtime) go to
  * the extra ring at index nworkers under misc_lock.
+ *
+ * A wake is recorded on the waker's thread: its worker's ring, or the misc
+ * ring for a thread outside the runtime (the monitor, a blocking-pool
+ * thread, a plain thread calling urt_wake, another runtime's worker).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +30,7 @@
 
 /* One semaphore for every probe: the hooks test one word. */
 #define urt_spawn_semaphore	urt__usdt_sem
+#define urt_wake_semaphore	urt__usdt_sem
 #define urt_run_semaphore	urt__usdt_sem
 #define urt_stop_semaphore	urt__usdt_sem
 #define urt_park_semaphore	urt__usdt_sem
@@ -268,6 +273,63 @@ void urt__trace_spawn(struct urt_rt *rt, struct urt_task *t)
 	else
 		misc_put(tr, URT_EV_SPAWN, -1, id, 0, t->name, (int32_t)syscall(SYS_gettid));
 }
+
+void urt__trace_wake(struct urt_task *t)
+{
+	struct urt_rt *rt = t->rt;
+	struct urt_trace *tr = rt->trace;
+	uint64_t id = atomic_load_explicit(&t->id, memory_order_relaxed);
+	struct urt_task *waker = urt__tls_task;
+	uint64_t wid = waker ? atomic_load_explicit(&waker->id, memory_order_relaxed) : 0;
+	struct urt_worker *w = urt__worker();
+	bool mine = w && w->rt == rt;
+	int32_t tid;
+
+	if (t->kind == TK_BLOCKING)
+		return;		/* not scheduled by wakes */
+	tid = mine ? w->tid : (int32_t)syscall(SYS_gettid);
+	STAP_PROBE3(urt, wake, id, tid, wid);
+	if (!(shm_flags(tr) & URT_SHM_EVENTS))
+		return;
+	if (mine)
+		worker_put(w, URT_EV_WAKE, w->slot ? w->slot->index : -1, id, wid, t->name);
+	else
+		misc_put(tr, URT_EV_WAKE, -1, id, wid, t->name, tid);
+}
+
+#if defined(__x86_64__)
+/*
+ * URT_TRACE_WAKE (trace.h) calls here with the task in %rdi, below
+ * the caller's red zone: save the caller-saved registers the C ABI lets
+ * urt__trace_wake clobber (the asm declares the vector and x87 ones
+ * clobbered), align the stack, call it.
+ */
+__asm__(
+	"	.pushsection .text.unlikely,\"ax\",@progbits\n"
+	"	.globl urt__trace_wake_thunk\n"
+	"	.hidden urt__trace_wake_thunk\n"
+	"	.type urt__trace_wake_thunk, @function\n"
+	"urt__trace_wake_thunk:\n"
+	"	.cfi_startproc\n"
+	"	push %rbp\n"
+	"	.cfi_def_cfa_offset 16\n"
+	"	.cfi_offset %rbp, -16\n"
+	"	mov %rsp, %rbp\n"
+	"	.cfi_def_cfa_register %rbp\n"
+	"	and $-16, %rsp\n"
+	"	push %rax\n push %rcx\n push %rdx\n push %rsi\n push %rdi\n"
+	"	push %r8\n push %r9\n push %r10\n push %r11\n push %r11\n"
+	"	call urt__trace_wake\n"
+	"	pop %r11\n pop %r11\n pop %r10\n pop %r9\n pop %r8\n"
+	"	pop %rdi\n pop %rsi\n pop %rdx\n pop %rcx\n pop %rax\n"
+	"	mov %rbp, %rsp\n"
+	"	pop %rbp\n"
+	"	.cfi_def_cfa %rsp, 8\n"
+	"	ret\n"
+	"	.cfi_endproc\n"
+	"	.size urt__trace_wake_thunk, .-urt__trace_wake_thunk\n"
+	"	.popsection\n");
+#endif
 
 void urt__trace_run(struct urt_worker *w, struct urt_task *t)
 {

@@ -15,6 +15,9 @@
  * Call sites (and what they pass):
  *   URT_TRACE_RT_INIT(rt) / URT_TRACE_RT_FINI(rt)    runtime.c
  *   URT_TRACE_SPAWN(rt, t)                           task.c: task created
+ *   URT_TRACE_WAKE(t)                                task.c: urt__task_wake set
+ *                                                    NOTIFIED (t will run, or runs
+ *                                                    again: a yield is a self-wake)
  *   URT_TRACE_RUN(w, t) / URT_TRACE_STOP(w, t, done) task.c: a step begins / ends
  *   URT_TRACE_PARK(w, s) / URT_TRACE_UNPARK(w, s)    sched.c: slot idles / wakes
  *   URT_TRACE_STEAL(w, s, victim)                    sched.c: took work from victim slot
@@ -24,6 +27,7 @@
  *
  * USDT probes (arguments in order), for bpftrace -e 'usdt:PATH:urt:run {...}':
  *   urt:spawn   task id, name (char *)
+ *   urt:wake    task id, waker tid, waker task id (0: not from a task)
  *   urt:run     task id, name (char *), slot
  *   urt:stop    task id, slot, finished (0/1)
  *   urt:park    slot                      urt:unpark   slot
@@ -61,6 +65,7 @@ on: __attribute__((cold));
 int urt__trace_rt_init(struct urt_rt *rt) URT_HIDDEN;
 void urt__trace_rt_fini(struct urt_rt *rt) URT_HIDDEN;
 void urt__trace_spawn(struct urt_rt *rt, struct urt_task *t) URT_TRACE_COLD;
+void urt__trace_wake(struct urt_task *t) URT_TRACE_COLD;
 void urt__trace_run(struct urt_worker *w, struct urt_task *t) URT_TRACE_COLD;
 void urt__trace_stop(struct urt_worker *w, struct urt_task *t, bool done) URT_TRACE_COLD;
 void urt__trace_park(struct urt_worker *w, struct urt_slot *s, bool park) URT_TRACE_COLD;
@@ -68,6 +73,37 @@ void urt__trace_steal(struct urt_worker *w, struct urt_slot *s, struct urt_slot 
 void urt__trace_handoff(struct urt_rt *rt, struct urt_slot *s, struct urt_worker *from,
 			struct urt_worker *to, const char *why) URT_TRACE_COLD;
 void urt__trace_block(struct urt_rt *rt, const struct urt_mon_event *ev) URT_TRACE_COLD;
+
+/*
+ * The wake hook sits right after urt__task_wake's CAS loop, whose result
+ * stays live across it. Any branch there that GCC sees (asm goto, or a
+ * plain if) makes it reallocate the loop's registers: two more movs per
+ * wake. So on x86-64 the whole hook is one plain asm statement: cmpw + jne
+ * in line, and out of line (.text.unlikely) a call through a thunk
+ * (trace.c) that saves the caller-saved general registers, below the red
+ * zone; the asm declares the vector and x87 registers clobbered.
+ */
+#if defined(__x86_64__)
+void urt__trace_wake_thunk(void) URT_HIDDEN;
+#define URT_TRACE_WAKE(t) \
+	__asm__ volatile("cmpw $0, %0\n\t" \
+			 "jne 1f\n" \
+			 "2:\n\t" \
+			 ".pushsection .text.unlikely,\"ax\",@progbits\n" \
+			 "1:\tlea -128(%%rsp), %%rsp\n\t" \
+			 "call urt__trace_wake_thunk\n\t" \
+			 "lea 128(%%rsp), %%rsp\n\t" \
+			 "jmp 2b\n\t" \
+			 ".popsection" \
+			 : : "m"(urt__usdt_sem), "D"(t) \
+			 : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", \
+			   "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", \
+			   "xmm13", "xmm14", "xmm15", "st", "st(1)", "st(2)", "st(3)", \
+			   "st(4)", "st(5)", "st(6)", "st(7)")
+#else
+#define URT_TRACE_WAKE(t) \
+	(unlikely(urt__tracing()) ? urt__trace_wake(t) : (void)0)
+#endif
 
 #define URT_TRACE_RT_INIT(rt)		urt__trace_rt_init(rt)
 #define URT_TRACE_RT_FINI(rt)		urt__trace_rt_fini(rt)

@@ -64,6 +64,8 @@ enum urt_shm_ev_type {
 	URT_EV_HANDOFF,		/* slot, tid = old owner, arg = new owner's tid, name = why */
 	URT_EV_BLOCK,		/* monitor: tid blocked past the threshold; arg = syscall, task = since_ns */
 	URT_EV_THREAD,		/* tid, arg = worker index, name = thread name: first event of a thread */
+	URT_EV_WAKE,		/* tid = waker thread, slot = its slot, task = woken task,
+				 * arg = waker task id (0: none), name = woken task's name */
 };
 
 struct urt_shm_event {

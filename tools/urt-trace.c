@@ -3,8 +3,8 @@
  * urt-trace - records a urt program and writes a Chrome trace event JSON
  * file (opens in the Perfetto UI, ui.perfetto.dev, or chrome://tracing):
  * one track per worker thread, a slice per task step, kernel blocks as
- * slices on the worker, handoffs as flow arrows between threads, spawns
- * and steals as instant events. --summary prints a text summary instead.
+ * slices on the worker, handoffs as flow arrows between threads, spawns,
+ * wakes and steals as instant events. --summary prints a text summary instead.
  *
  * USAGE: urt-trace -p PID [-o FILE] [-m MIN_US] [--summary] [duration]
  *
@@ -40,7 +40,8 @@ static struct env {
 
 const char *argp_program_version = "urt-trace 0.1";
 static const char doc[] =
-"Record a urt program: task steps, kernel blocks, handoffs, spawns, steals.\n"
+"Record a urt program: task steps, kernel blocks, handoffs, spawns, wakes,\n"
+"steals.\n"
 "Writes a Chrome trace event JSON file for the Perfetto UI, or a summary.\n"
 "\n"
 "USAGE: urt-trace -p PID [-o FILE] [-m MIN_US] [--summary] [duration]\n"
@@ -189,10 +190,14 @@ static void drain_rings(void)
 				x = &recs[nrecs++];
 				x->e = sw->ev[tail & (h->ring_size - 1)];
 				x->worker = (int)k;
-				if (k < h->nworkers)
+				if (k < h->nworkers) {
 					thread_of(x->e.tid, (int)k);
-				else if (x->e.type == URT_EV_HANDOFF)
-					thread_of((int32_t)x->e.arg, -1);
+				} else {
+					/* monitor, or a thread outside the runtime */
+					thread_of(x->e.tid, -1);
+					if (x->e.type == URT_EV_HANDOFF)
+						thread_of((int32_t)x->e.arg, -1);
+				}
 			}
 			__atomic_store_n(&sw->tail, tail, __ATOMIC_RELEASE);
 		}
@@ -409,6 +414,19 @@ static void thread_slices(FILE *f, struct rec *r, size_t n)
 			}
 			instant(f, "spawn", name, e->tid, e->ts, args);
 			break;
+		case URT_EV_WAKE:
+			/* On the waker's thread; a task waking itself is a yield. */
+			snprintf(args, sizeof(args), "{\"task\":%llu,\"waker_task\":%llu,\"slot\":%d%s}",
+				 (unsigned long long)e->task, (unsigned long long)e->arg, e->slot,
+				 e->arg == e->task ? ",\"yield\":true" : "");
+			{
+				char label[24];
+
+				snprintf(name, sizeof(name), "%s %s", e->arg == e->task ? "yield" : "wake",
+					 task_label(label, sizeof(label), e));
+			}
+			instant(f, "wake", name, e->tid, e->ts, args);
+			break;
 		case URT_EV_STEAL:
 			snprintf(args, sizeof(args), "{\"slot\":%d,\"victim\":%llu}", e->slot,
 				 (unsigned long long)e->arg);
@@ -525,7 +543,8 @@ static void write_json(FILE *f)
 		instant(f, "handoff", name, e->tid, e->ts, args);
 		ev_begin(f);
 		fprintf(f, "{\"ph\":\"s\",\"cat\":\"handoff\",\"name\":\"handoff\",\"id\":%u,\"pid\":%d,"
-			"\"tid\":%d,\"ts\":%.3f}", flow, proc.pid, e->tid, us(e->ts));
+			"\"tid\":%d,\"ts\":%.3f,\"args\":{\"why\":\"%.8s\"}}", flow, proc.pid, e->tid,
+			us(e->ts), e->name);
 		{
 			/* The spare runs once its futex wait (a kernel block) ends:
 			 * the arrow lands there, on a short slice that ends before
@@ -575,7 +594,7 @@ static void write_summary(FILE *f)
 {
 	static struct agg tasks[256], sys[128];
 	int ntasks = 0, nsys = 0;
-	uint64_t handoffs = 0, steps = 0, spawns = 0, steals = 0;
+	uint64_t handoffs = 0, steps = 0, spawns = 0, steals = 0, wakes = 0;
 	char b1[32], b2[32], name[40];
 
 	qsort(recs, nrecs, sizeof(*recs), cmp_rec);
@@ -586,6 +605,8 @@ static void write_summary(FILE *f)
 			spawns++;
 		else if (e->type == URT_EV_STEAL)
 			steals++;
+		else if (e->type == URT_EV_WAKE)
+			wakes++;
 		else if (e->type == URT_EV_HANDOFF)
 			handoffs++;
 		else if (e->type == URT_EV_RUN)
@@ -626,10 +647,11 @@ static void write_summary(FILE *f)
 				a->max = d;
 		}
 	}
-	fprintf(f, "urt-trace: pid %d (%s), %s recorded: %llu task steps, %llu spawns, %llu steals, "
-		"%llu handoffs, %zu kernel blocks >= %llu us\n", proc.pid, proc.comm,
+	fprintf(f, "urt-trace: pid %d (%s), %s recorded: %llu task steps, %llu spawns, %llu wakes, "
+		"%llu steals, %llu handoffs, %zu kernel blocks >= %llu us\n", proc.pid, proc.comm,
 		urt_fmt_ns(b1, sizeof(b1), tend - t0), (unsigned long long)steps,
-		(unsigned long long)spawns, (unsigned long long)steals, (unsigned long long)handoffs,
+		(unsigned long long)spawns, (unsigned long long)wakes, (unsigned long long)steals,
+		(unsigned long long)handoffs,
 		nkbs, (unsigned long long)env.min_us);
 	if (lost_rt || lost_kernel)
 		fprintf(f, "lost events: %llu runtime, %llu kernel\n", (unsigned long long)lost_rt,

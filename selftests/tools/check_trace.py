@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""check_trace.py TRACE.json [TASK...] - checks a urt-trace file.
+"""check_trace.py TRACE.json [--hog] [--wake] [TASK...] - checks a urt-trace file.
 
 A Chrome trace event file that Perfetto can open: the JSON parses; every
 event has ph, pid, tid, ts; one thread_name per track, at least one of them
 a worker; a task slice ("X", cat "task") for each TASK named; a kernel
 block slice; slices on one thread nest (never overlap partly); every flow
-start "s" has a finish "f" with the same id on another thread. Prints what
-it found; exits 1 with the reason otherwise.
+start "s" has a finish "f" with the same id on another thread.
+--hog: a handoff instant with why "hog" whose flow (args.why "hog") ends
+on another thread. --wake: wake instants (ph "i", cat "wake", args task
+and waker_task) on named tracks: one from a task to another task on a
+worker track, one from a thread outside the runtime (a non-worker track).
+Prints what it found; exits 1 with the reason otherwise.
 """
 import json
 import sys
@@ -20,7 +24,11 @@ def fail(msg):
 
 
 def main():
-    path, tasks = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    want_hog = "--hog" in args
+    want_wake = "--wake" in args
+    args = [a for a in args if a not in ("--hog", "--wake")]
+    path, tasks = args[0], args[1:]
     with open(path) as f:
         doc = json.load(f)
     evs = doc.get("traceEvents")
@@ -31,6 +39,8 @@ def main():
     flows_s, flows_f = {}, {}
     kernel = 0
     task_names = set()
+    hog_instants, hog_flows = 0, set()
+    wakes = []
     for e in evs:
         for k in ("ph", "pid", "tid"):
             if k not in e:
@@ -52,6 +62,16 @@ def main():
                 kernel += 1
         elif ph == "s":
             flows_s[e["id"]] = e["tid"]
+            if e.get("args", {}).get("why") == "hog":
+                hog_flows.add(e["id"])
+        elif ph == "i":
+            a = e.get("args", {})
+            if e.get("cat") == "handoff" and a.get("why") == "hog":
+                hog_instants += 1
+            if e.get("cat") == "wake":
+                if "task" not in a or "waker_task" not in a:
+                    fail("wake instant without task/waker_task: %r" % e)
+                wakes.append(e)
         elif ph == "f":
             flows_f[e["id"]] = e["tid"]
     workers = [n for n in names.values() if "worker" in n]
@@ -75,11 +95,27 @@ def main():
                      (tid, name, b, end, stack[-1][2], stack[-1][0], stack[-1][1]))
             stack.append((b, end, name))
     pairs = [i for i in flows_s if i in flows_f and flows_s[i] != flows_f[i]]
-    if len(sys.argv) > 2 and not pairs and "blocker" in tasks:
+    if tasks and not pairs and "blocker" in tasks:
         fail("no handoff flow (s/f pair across threads)")
+    hog_pairs = [i for i in pairs if i in hog_flows]
+    if want_hog and not (hog_instants and hog_pairs):
+        fail("no hog handoff with a flow (%d hog handoff instants, %d hog flows)"
+             % (hog_instants, len(hog_pairs)))
+    if want_wake:
+        for e in wakes:
+            if e["tid"] not in names:
+                fail("wake on tid %d without a thread_name" % e["tid"])
+        cross = [e for e in wakes if "worker" in names[e["tid"]] and
+                 e["args"]["waker_task"] not in (0, e["args"]["task"])]
+        outside = [e for e in wakes if "worker" not in names[e["tid"]]]
+        if not cross:
+            fail("no wake of a task by another task on a worker track (%d wakes)" % len(wakes))
+        if not outside:
+            fail("no wake from a thread outside the runtime (%d wakes)" % len(wakes))
     print("%d events, %d tracks (%d workers), tasks %s, %d kernel blocks, %d handoff flows"
+          " (%d hog), %d wakes"
           % (len(evs), len(names), len(workers), ",".join(sorted(task_names)[:6]), kernel,
-             len(pairs)))
+             len(pairs), len(hog_pairs), len(wakes)))
 
 
 if __name__ == "__main__":

@@ -76,8 +76,8 @@ one_line_error "urt-blocked with -m above -M says so" "above max" "$T/urt-blocke
 
 # ---- liburt carries its USDT probes (bpftrace, and the tools' enable probe)
 probes=$(readelf -n "$V" 2>/dev/null | grep -A1 'Provider: urt' | grep -o 'Name: [a-z]*' | sort -u | cut -c7- | tr '\n' ' ')
-if [ "$(wc -w <<<"$probes")" -ge 9 ]; then
-	ok "liburt has the USDT probes spawn run stop park unpark steal handoff block enable"
+if [ "$(wc -w <<<"$probes")" -ge 10 ] && grep -qw wake <<<"$probes"; then
+	ok "liburt has the USDT probes spawn wake run stop park unpark steal handoff block enable"
 else
 	nok "liburt has the USDT probes" "found: $probes"
 fi
@@ -165,6 +165,27 @@ if ! bpf_skip "urt-trace writes a trace with tracks, slices and a handoff flow";
 		ok "urt-trace --summary lists tasks, blocks and handoffs"
 	else
 		nok "urt-trace --summary lists tasks, blocks and handoffs" "exit $rc" "$(head -30 "$tmp/sum")"
+	fi
+	kill "$VP" 2>/dev/null
+fi
+# ---- urt-trace: a hog handoff (work queued behind a task spinning past
+# hog_threshold_ns) and wake instants (task to task, and from a plain thread)
+if ! bpf_skip "urt-trace shows a hog handoff as a flow"; then
+	start_victim -s 6 hogq wake
+	timeout 30 "$T/urt-trace" -p "$VP" -o "$tmp/hog.json" 1.5 > "$tmp/hog.out" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && python3 "$CHECK" "$tmp/hog.json" --hog hogq > "$tmp/chk" 2>&1; then
+		ok "urt-trace shows a hog handoff as a flow"
+		sed 's/^/# /' "$tmp/chk"
+	else
+		nok "urt-trace shows a hog handoff as a flow" "exit $rc" \
+			"$(cat "$tmp/hog.out" "$tmp/chk" 2>/dev/null | head -20)"
+	fi
+	if [ $rc -eq 0 ] && python3 "$CHECK" "$tmp/hog.json" --wake sleeper waker > "$tmp/chk" 2>&1; then
+		ok "urt-trace shows wakes as instant events on the waker's track"
+		sed 's/^/# /' "$tmp/chk"
+	else
+		nok "urt-trace shows wakes as instant events on the waker's track" "exit $rc" \
+			"$(cat "$tmp/hog.out" "$tmp/chk" 2>/dev/null | head -20)"
 	fi
 	kill "$VP" 2>/dev/null
 fi
