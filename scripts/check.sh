@@ -23,8 +23,11 @@ run_suite() {
 	line=$(grep -E '^[A-Za-z0-9 ()_.-]+: [0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
 	rm -f "$log"
 	if [ -n "$line" ]; then
-		set -- $(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?.*/\1 \2 \3/' <<<"$line")
-		total_pass=$((total_pass + $1)) total_fail=$((total_fail + $2)) total_skip=$((total_skip + ${3:-0}))
+		local p f k
+		p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
+		f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+		k=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+		total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + ${k:-0}))
 	fi
 	if [ "$rc" -ne 0 ]; then
 		failed=1
