@@ -13,6 +13,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,17 @@ static void *writer_thread(void *arg)
 	return NULL;
 }
 
+static const char *syscall_name(int nr)
+{
+	switch (nr) {
+	case SYS_read: return "in read()";
+	case SYS_futex: return "in futex()";
+	case SYS_clock_nanosleep: return "in clock_nanosleep()";
+	case -1: return "running (a hog)";
+	}
+	return "in a syscall";
+}
+
 /* Runs the starvation scenario with one monitor backend; returns ms. */
 static double starve_once(const char *monitor, int show)
 {
@@ -179,6 +191,15 @@ static double starve_once(const char *monitor, int show)
 		       st.handoffs, st.blocks_seen, st.hogs);
 		if (show > 1)
 			printf("                      (%s)\n", why);
+		if (st.handoffs) {
+			struct urt_slot_stats ss;
+
+			urt_slot_stats(rt, 0, &ss);
+			printf("                      detected: task %llu '%s' stuck %s for %.2f ms"
+			       " -> its slot went to a spare thread\n",
+			       (unsigned long long)ss.last_task, ss.last_task_name,
+			       syscall_name(ss.last_syscall), ss.last_stuck_ns / 1e6);
+		}
 	}
 	close(s.pipe[0]);
 	close(s.pipe[1]);

@@ -360,6 +360,27 @@ struct urt_stats {
 
 int urt_stats(urt_rt *rt, struct urt_stats *out);
 
+/* One slot, for monitoring and the tools. */
+struct urt_slot_stats {
+	unsigned int slot;
+	int owner_tid;		/* thread running the slot now; 0 if not started */
+	bool idle;		/* its owner is parked (nothing to run) */
+	uint64_t cur_task;	/* id of the task running on it, 0 if none */
+	uint64_t steps;		/* task steps run */
+	uint32_t queued;	/* tasks in its local queue */
+	uint64_t handoffs;	/* times the monitor moved it to a spare thread */
+	uint64_t blocks_seen;	/* owner seen blocked past the threshold (with work queued) */
+	uint64_t hogs;		/* a task step seen running past hog_threshold_ns */
+	int64_t stuck_ns;	/* total time it was stuck before being handed off */
+	/* The last handoff: what the monitor saw. */
+	uint64_t last_task;	/* the stuck task's id, 0 if none yet */
+	char last_task_name[16];
+	int last_syscall;	/* the syscall it was blocked in; -1: a hog or unknown */
+	int64_t last_stuck_ns;	/* how long it had been stuck when handed off */
+};
+
+int urt_slot_stats(urt_rt *rt, unsigned int slot, struct urt_slot_stats *out);
+
 /*
  * Which monitor backend runs ("kmod", "bpf", "proc", "off") and, in `why`,
  * one line saying why the others were not chosen. Returns the name.

@@ -61,8 +61,15 @@ struct urt_slot {
 	/* For the monitor and the tools: written by the owner (relaxed). */
 	_Alignas(CACHELINE) atomic_uint_fast64_t steps;	/* task steps started */
 	atomic_uint_fast64_t cur_task;	/* id of the task running, 0 if none */
+	_Atomic(struct urt_task *) cur;	/* that task (checked with tryref before use) */
 	/* Written by the monitor. */
-	atomic_uint_fast64_t handoffs, blocks_seen, hogs, blocked_ns;
+	atomic_uint_fast64_t handoffs, blocks_seen, hogs;
+	atomic_uint_fast64_t blocked_ns;	/* time stuck before handoffs (urt_slot_stats.stuck_ns) */
+	urt_spin last_lock;		/* the last handoff, for urt_slot_stats */
+	uint64_t last_task;
+	char last_name[16];
+	int last_syscall;
+	int64_t last_stuck_ns;
 };
 
 struct urt_worker {
@@ -174,6 +181,7 @@ int urt__spare_spawn(struct urt_worker *w) URT_HIDDEN;
 
 /* task.c */
 struct urt_task *urt__task_alloc(struct urt_rt *rt) URT_HIDDEN;
+bool urt__task_tryref(struct urt_task *t) URT_HIDDEN;	/* false if already freed */
 void urt__task_complete(struct urt_task *t) URT_HIDDEN;
 void urt__run_task(struct urt_worker *w, struct urt_task *t) URT_HIDDEN;
 uint64_t urt__live_tasks(struct urt_rt *rt) URT_HIDDEN;

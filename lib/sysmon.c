@@ -138,6 +138,41 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why)
 	return true;
 }
 
+/* What a slot is running: read before a handoff (the spare overwrites it). */
+struct seen {
+	uint64_t id;
+	char name[16];
+};
+
+static void seen_task(struct urt_slot *s, struct seen *out)
+{
+	struct urt_task *t = atomic_load_explicit(&s->cur, memory_order_relaxed);
+
+	out->id = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
+	out->name[0] = 0;
+	/* The task may finish any moment: read its name only under a
+	 * reference, and only if it is still the task the slot reported. */
+	if (t && out->id && urt__task_tryref(t)) {
+		if (atomic_load_explicit(&t->id, memory_order_acquire) == out->id)
+			memcpy(out->name, t->name, sizeof(out->name));
+		urt__task_unref(t);
+	}
+	out->name[sizeof(out->name) - 1] = 0;
+}
+
+/* Remembers what the monitor saw when it moved s (urt_slot_stats). */
+static void record_handoff(struct urt_slot *s, const struct seen *seen, int syscall,
+			   int64_t stuck_ns)
+{
+	urt__count(&s->blocked_ns, (uint64_t)(stuck_ns > 0 ? stuck_ns : 0));
+	urt__spin_lock(&s->last_lock);
+	s->last_task = seen->id;
+	memcpy(s->last_name, seen->name, sizeof(s->last_name));
+	s->last_syscall = syscall;
+	s->last_stuck_ns = stuck_ns;
+	urt__spin_unlock(&s->last_lock);
+}
+
 /* Slot that worker k owns right now, if it is running (not parked). */
 static struct urt_slot *running_slot(struct urt_rt *rt, unsigned int k)
 {
@@ -161,6 +196,7 @@ static void check_blocked(struct urt_monitor *m)
 	for (unsigned int k = 0; k < rt->nworkers; k++) {
 		struct urt_mon_wstate st;
 		struct urt_slot *s;
+		struct seen seen;
 
 		if (!m->pending[k])
 			continue;
@@ -174,8 +210,12 @@ static void check_blocked(struct urt_monitor *m)
 			m->pending[k] = 0;	/* parked on purpose, or a spare */
 			continue;
 		}
-		if (has_work(rt, s) && urt__handoff(rt, s, "block")) {
+		if (!has_work(rt, s))
+			continue;
+		seen_task(s, &seen);
+		if (urt__handoff(rt, s, "block")) {
 			urt__count(&s->blocks_seen, 1);
+			record_handoff(s, &seen, st.syscall, urt_now() - st.since_ns);
 			m->pending[k] = 0;
 		}
 	}
@@ -191,6 +231,7 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 	for (unsigned int i = 0; i < rt->nslots; i++) {
 		struct urt_slot *s = &rt->slots[i];
 		struct hog_sample *h = &m->hog[i];
+		struct seen seen;
 		uint64_t steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
 		uint64_t task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
 
@@ -203,9 +244,11 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 		}
 		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
+		seen_task(s, &seen);
 		if (urt__handoff(rt, s, "hog")) {
 			if (!h->counted)
 				urt__count(&s->hogs, 1);
+			record_handoff(s, &seen, -1, now - h->since);
 			h->counted = true;
 			h->since = now;	/* the new owner gets a full threshold too */
 		}
@@ -344,6 +387,35 @@ void urt__monitor_thread_fini(struct urt_worker *w)
 
 	if (m && m->mon)
 		urt__mon_unregister(m->mon, (unsigned int)w->index);
+}
+
+int urt_slot_stats(urt_rt *rt, unsigned int slot, struct urt_slot_stats *out)
+{
+	struct urt_slot *s;
+	uintptr_t ctl;
+
+	if (!rt || !out || slot >= rt->nslots)
+		return -EINVAL;
+	s = &rt->slots[slot];
+	memset(out, 0, sizeof(*out));
+	ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
+	out->slot = slot;
+	out->owner_tid = ((struct urt_worker *)(ctl & ~SLOT_PARKED))->tid;
+	out->idle = ctl & SLOT_PARKED;
+	out->cur_task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
+	out->steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
+	out->queued = urt__lq_len(&s->q) + (atomic_load_explicit(&s->lifo, memory_order_relaxed) != NULL);
+	out->handoffs = atomic_load_explicit(&s->handoffs, memory_order_relaxed);
+	out->blocks_seen = atomic_load_explicit(&s->blocks_seen, memory_order_relaxed);
+	out->hogs = atomic_load_explicit(&s->hogs, memory_order_relaxed);
+	out->stuck_ns = (int64_t)atomic_load_explicit(&s->blocked_ns, memory_order_relaxed);
+	urt__spin_lock(&s->last_lock);
+	out->last_task = s->last_task;
+	memcpy(out->last_task_name, s->last_name, sizeof(out->last_task_name));
+	out->last_syscall = out->last_task ? s->last_syscall : -1;
+	out->last_stuck_ns = s->last_stuck_ns;
+	urt__spin_unlock(&s->last_lock);
+	return 0;
 }
 
 const char *urt_monitor_backend(urt_rt *rt, char *why, size_t whylen)

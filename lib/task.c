@@ -111,7 +111,7 @@ void urt__task_unref(struct urt_task *t)
 }
 
 /* A reference only if the object is still in use (refs > 0). */
-static bool task_tryref(struct urt_task *t)
+bool urt__task_tryref(struct urt_task *t)
 {
 	unsigned int r = atomic_load_explicit(&t->refs, memory_order_relaxed);
 
@@ -335,6 +335,7 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 		t->last_slot = (int16_t)slot->index;
 		atomic_store_explicit(&slot->cur_task, atomic_load_explicit(&t->id,
 				      memory_order_relaxed), memory_order_relaxed);
+		atomic_store_explicit(&slot->cur, t, memory_order_relaxed);
 		urt__count(&slot->steps, 1);
 	}
 	URT_TRACE_RUN(w, t);
@@ -577,7 +578,7 @@ int urt_cancel(urt_task_t h)
 
 	if (!t)
 		return -EINVAL;
-	if (!task_tryref(t))
+	if (!urt__task_tryref(t))
 		return -ESRCH;
 	if (atomic_load(&t->handle) != h.id) {
 		urt__task_unref(t);
@@ -624,7 +625,7 @@ void urt__cancel_all(struct urt_rt *rt)
 		for (int k = 0; k < SLAB_TASKS; k++) {
 			struct urt_task *t = &slab[k];
 
-			if (!task_tryref(t))
+			if (!urt__task_tryref(t))
 				continue;
 			if (!(atomic_load(&t->state) & TS_COMPLETE)) {
 				atomic_fetch_or_explicit(&t->state, TS_CANCEL, memory_order_acq_rel);
