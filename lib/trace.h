@@ -81,7 +81,9 @@ void urt__trace_block(struct urt_rt *rt, const struct urt_mon_event *ev) URT_TRA
  * wake. So on x86-64 the whole hook is one plain asm statement: cmpw + jne
  * in line, and out of line (.text.unlikely) a call through a thunk
  * (trace.c) that saves the caller-saved general registers, below the red
- * zone; the asm declares the vector and x87 registers clobbered.
+ * zone; the asm declares the vector and x87 registers clobbered. The
+ * out-of-line part has no unwind info of its own: a backtrace taken inside
+ * the hook (while tracing) may stop at it; frame-pointer walks go through.
  */
 #if defined(__x86_64__)
 void urt__trace_wake_thunk(void) URT_HIDDEN;
