@@ -175,7 +175,18 @@ void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__workers_stop(struct urt_rt *rt) URT_HIDDEN;
 /* sysmon.c: gives slot s (owner blocked or hogging) to a spare; false if none. */
-bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why) URT_HIDDEN;
+struct urt_seen {		/* the task a slot was running */
+	uint64_t id;
+	char name[16];
+};
+struct urt_handoff_note {	/* why the monitor moves a slot */
+	bool hog;		/* a long step, not a reported block */
+	int syscall;		/* the block's syscall, -1 if none/unknown */
+	int64_t stuck_ns;	/* how long it had been stuck */
+	struct urt_seen seen;
+};
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s,
+		  const struct urt_handoff_note *note) URT_HIDDEN;
 struct urt_worker *urt__spare_reserve(struct urt_rt *rt) URT_HIDDEN;
 int urt__spare_spawn(struct urt_worker *w) URT_HIDDEN;
 

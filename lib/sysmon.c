@@ -45,7 +45,6 @@ struct hog_sample {
 	uint64_t steps;		/* slot->steps when first seen unchanged */
 	uint64_t task;
 	int64_t since;
-	bool counted;
 };
 
 struct urt_monitor {
@@ -87,6 +86,36 @@ static void spare_give(struct urt_worker *p, struct urt_slot *s)
 	urt__futex_wake(&p->spare_word, 1);
 }
 
+/* What a slot is running: read before a handoff (the spare overwrites it). */
+static void seen_task(struct urt_slot *s, struct urt_seen *out)
+{
+	struct urt_task *t = atomic_load_explicit(&s->cur, memory_order_relaxed);
+
+	out->id = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
+	out->name[0] = 0;
+	/* The task may finish any moment: read its name only under a
+	 * reference, and only if it is still the task the slot reported. */
+	if (t && out->id && urt__task_tryref(t)) {
+		if (atomic_load_explicit(&t->id, memory_order_acquire) == out->id)
+			memcpy(out->name, t->name, sizeof(out->name));
+		urt__task_unref(t);
+	}
+	out->name[sizeof(out->name) - 1] = 0;
+}
+
+/* Remembers what the monitor saw when it moved s (urt_slot_stats). */
+static void record_handoff(struct urt_slot *s, const struct urt_seen *seen, int syscall,
+			   int64_t stuck_ns)
+{
+	urt__count(&s->blocked_ns, (uint64_t)(stuck_ns > 0 ? stuck_ns : 0));
+	urt__spin_lock(&s->last_lock);
+	s->last_task = seen->id;
+	memcpy(s->last_name, seen->name, sizeof(s->last_name));
+	s->last_syscall = syscall;
+	s->last_stuck_ns = stuck_ns;
+	urt__spin_unlock(&s->last_lock);
+}
+
 /* Starts a spare thread; it files itself as idle in spare_wait(). */
 static bool spare_add(struct urt_rt *rt)
 {
@@ -95,7 +124,7 @@ static bool spare_add(struct urt_rt *rt)
 	return p && urt__spare_spawn(p) == 0;
 }
 
-bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why)
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handoff_note *note)
 {
 	uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
 	struct urt_worker *p, *old;
@@ -126,9 +155,14 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why)
 	old = (struct urt_worker *)ctl;
 	while (atomic_load_explicit(&old->busy, memory_order_acquire))
 		sched_yield();
-	spare_give(p, s);
+	/* Account before the spare runs: whoever sees its work sees these. */
 	urt__count(&s->handoffs, 1);
-	URT_TRACE_HANDOFF(rt, s, old, p, why);
+	if (note) {
+		urt__count(note->hog ? &s->hogs : &s->blocks_seen, 1);
+		record_handoff(s, &note->seen, note->syscall, note->stuck_ns);
+	}
+	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
+	spare_give(p, s);
 	/* Keep one spare warm, so the next handoff needs no thread start. */
 	urt__spin_lock(&rt->spare_lock);
 	warm = rt->nspares != 0;
@@ -136,41 +170,6 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const char *why)
 	if (!warm)
 		spare_add(rt);
 	return true;
-}
-
-/* What a slot is running: read before a handoff (the spare overwrites it). */
-struct seen {
-	uint64_t id;
-	char name[16];
-};
-
-static void seen_task(struct urt_slot *s, struct seen *out)
-{
-	struct urt_task *t = atomic_load_explicit(&s->cur, memory_order_relaxed);
-
-	out->id = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
-	out->name[0] = 0;
-	/* The task may finish any moment: read its name only under a
-	 * reference, and only if it is still the task the slot reported. */
-	if (t && out->id && urt__task_tryref(t)) {
-		if (atomic_load_explicit(&t->id, memory_order_acquire) == out->id)
-			memcpy(out->name, t->name, sizeof(out->name));
-		urt__task_unref(t);
-	}
-	out->name[sizeof(out->name) - 1] = 0;
-}
-
-/* Remembers what the monitor saw when it moved s (urt_slot_stats). */
-static void record_handoff(struct urt_slot *s, const struct seen *seen, int syscall,
-			   int64_t stuck_ns)
-{
-	urt__count(&s->blocked_ns, (uint64_t)(stuck_ns > 0 ? stuck_ns : 0));
-	urt__spin_lock(&s->last_lock);
-	s->last_task = seen->id;
-	memcpy(s->last_name, seen->name, sizeof(s->last_name));
-	s->last_syscall = syscall;
-	s->last_stuck_ns = stuck_ns;
-	urt__spin_unlock(&s->last_lock);
 }
 
 /* Slot that worker k owns right now, if it is running (not parked). */
@@ -194,9 +193,9 @@ static void check_blocked(struct urt_monitor *m)
 	struct urt_rt *rt = m->rt;
 
 	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		struct urt_handoff_note note;
 		struct urt_mon_wstate st;
 		struct urt_slot *s;
-		struct seen seen;
 
 		if (!m->pending[k])
 			continue;
@@ -212,12 +211,12 @@ static void check_blocked(struct urt_monitor *m)
 		}
 		if (!has_work(rt, s))
 			continue;
-		seen_task(s, &seen);
-		if (urt__handoff(rt, s, "block")) {
-			urt__count(&s->blocks_seen, 1);
-			record_handoff(s, &seen, st.syscall, urt_now() - st.since_ns);
+		note.hog = false;
+		note.syscall = st.syscall;
+		note.stuck_ns = urt_now() - st.since_ns;
+		seen_task(s, &note.seen);
+		if (urt__handoff(rt, s, &note))
 			m->pending[k] = 0;
-		}
 	}
 }
 
@@ -231,7 +230,7 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 	for (unsigned int i = 0; i < rt->nslots; i++) {
 		struct urt_slot *s = &rt->slots[i];
 		struct hog_sample *h = &m->hog[i];
-		struct seen seen;
+		struct urt_handoff_note note;
 		uint64_t steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
 		uint64_t task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
 
@@ -239,19 +238,16 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			h->steps = steps;
 			h->task = task;
 			h->since = now;
-			h->counted = false;
 			continue;
 		}
 		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
-		seen_task(s, &seen);
-		if (urt__handoff(rt, s, "hog")) {
-			if (!h->counted)
-				urt__count(&s->hogs, 1);
-			record_handoff(s, &seen, -1, now - h->since);
-			h->counted = true;
+		note.hog = true;
+		note.syscall = -1;
+		note.stuck_ns = now - h->since;
+		seen_task(s, &note.seen);
+		if (urt__handoff(rt, s, &note))
 			h->since = now;	/* the new owner gets a full threshold too */
-		}
 	}
 }
 

@@ -191,7 +191,11 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *s
 	/* ... and the stuck tasks are stuck still. */
 	ASSERT_EQ((int)n, atomic_load(&sh->stuck));
 	ASSERT_EQ(0, urt_stats(self->rt, &st));
-	ASSERT_GE(st.handoffs, 1);
+	ASSERT_GE(st.handoffs, 1) {
+		TH_LOG("stuck %d, started %d, steps %llu, steals %llu", atomic_load(&sh->stuck),
+		       atomic_load(&sh->started), (unsigned long long)st.polls,
+		       (unsigned long long)st.steals);
+	}
 	/*
 	 * A handoff says what was stuck. The record is the slot's last
 	 * handoff: a spare can itself block past the threshold now and then
