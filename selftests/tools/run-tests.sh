@@ -107,7 +107,9 @@ fi
 # ---- urt-top: the blocker shows as blocked in read, with its name
 if ! bpf_skip "urt-top shows the blocking task blocked in read"; then
 	start_victim -s 6 block short
-	timeout 30 "$T/urt-top" -b -p "$VP" 1 3 > "$tmp/top" 2>&1; rc=$?
+	# Six samples: the victim alternates phases, the blocker is not
+	# blocked at every instant.
+	timeout 30 "$T/urt-top" -b -p "$VP" 1 6 > "$tmp/top" 2>&1; rc=$?
 	if [ $rc -eq 0 ] && grep -q 'blocked read' "$tmp/top" && grep -q 'blocker' "$tmp/top" &&
 	   grep -q '^SLOT' "$tmp/top"; then
 		ok "urt-top shows the blocking task blocked in read"
