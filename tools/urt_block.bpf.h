@@ -11,8 +11,10 @@
  * ends when the thread runs again. The syscall number is pt_regs->orig_ax
  * while ax still holds -ENOSYS (in a syscall), else -1.
  *
- * Include after vmlinux.h and the libbpf headers. The includer defines
- * on_block_end(ctx, tid, start) and may define URT_BLOCK_STACKS.
+ * Include after vmlinux.h and the libbpf headers. The includer either
+ * defines URT_TASKS_ONLY (blocks go to the `events` ring, see below) or
+ * defines on_block_end(ctx, tid, start) itself; it may define
+ * URT_BLOCK_STACKS.
  */
 #ifndef URT_BLOCK_BPF_H
 #define URT_BLOCK_BPF_H
@@ -101,7 +103,50 @@ static __always_inline void urt_block_begin(void *ctx, __u32 tid, __u64 now)
 	bpf_map_update_elem(&blocked, &tid, &b, BPF_ANY);
 }
 
+#ifdef URT_TASKS_ONLY
+/*
+ * The includer sends each block to user space (urt-blocked, urt-trace):
+ * filters set before load, the ring the blocks go to. URT_TASKS_ONLY is the
+ * default of tasks_only: report only blocks while a task was running.
+ */
+const volatile __u64 min_ns = 0;
+const volatile __u64 max_ns = ~0ULL;
+const volatile bool tasks_only = URT_TASKS_ONLY;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+__u64 nr_lost = 0;
+
+static __always_inline int on_block_end(void *ctx, __u32 tid, struct urt_blk_start *b, __u64 now)
+{
+	struct urt_blk_event *e;
+	__u64 d = now - b->start_ns;
+
+	if (d < min_ns || d > max_ns || (tasks_only && !b->task))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__sync_fetch_and_add(&nr_lost, 1);
+		return 0;
+	}
+	e->start_ns = b->start_ns;
+	e->end_ns = now;
+	e->syscall_nr = b->syscall_nr;
+	e->tid = tid;
+	e->stack_id = b->stack_id;
+	e->task = b->task;
+	__builtin_memcpy(e->name, b->name, sizeof(e->name));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+#else
+/* The includer defines what happens when a block ends (urt-top). */
 static __always_inline int on_block_end(void *ctx, __u32 tid, struct urt_blk_start *b, __u64 now);
+#endif
+
 
 static __always_inline int urt_handle_switch(void *ctx, bool preempt, struct task_struct *next,
 					     unsigned int prev_state)
