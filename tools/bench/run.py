@@ -60,9 +60,8 @@ WORKLOADS = [
     W("spawn_many_remote_busy", "spawn_many_remote_busy", "spawn_many_remote_busy",
       "spawn_many_remote_busy", scale=0.01, target=0.5,
       note="the same with 2 tasks per worker that yield and block 10 us in a loop; "
-           "100 spawns, not 10,000: with the monitor off urt needs ~5 ms per spawn "
-           "here (the injection queue is reached once per 61 ticks, one task at a "
-           "time, and yielding tasks keep the local queue full)"),
+           "100 spawns, not 10,000, so the run stays short (each 10 us block is "
+           "a real block of the worker: with a monitor on, urt hands slots off)"),
     W("yield_many", "yield_many", "yield_many", "yield_many", target=0.5,
       note="200 tasks yield 1000 times each"),
     W("yield_many (urt poll tasks)", "yield_many_poll", "yield_many", "yield_many",
