@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,7 +58,12 @@ static int off_open(struct urt_mon *m, const char *mode, char *why, size_t whyle
 {
 	return 0;
 }
-static int off_reg(struct urt_mon *m, unsigned int slot)
+static int off_reg(struct urt_mon *m, unsigned int slot, pid_t tid)
+{
+	return 0;
+}
+
+static int off_unreg(struct urt_mon *m, unsigned int slot)
 {
 	return 0;
 }
@@ -78,7 +84,7 @@ static const char *off_describe(struct urt_mon *m)
 	return "nothing watched";
 }
 static const struct urt_mon_ops mon_off_ops = {
-	.name = "off", .open = off_open, .reg = off_reg, .unreg = off_reg,
+	.name = "off", .open = off_open, .reg = off_reg, .unreg = off_unreg,
 	.snapshot = off_snapshot, .wait = off_wait, .close = off_close,
 	.describe = off_describe,
 };
@@ -215,7 +221,14 @@ int urt__mon_register(struct urt_mon *m, unsigned int slot)
 {
 	if (slot >= m->max_workers)
 		return -EINVAL;
-	return m->ops->reg(m, slot);
+	return m->ops->reg(m, slot, (pid_t)syscall(SYS_gettid));
+}
+
+int urt__mon_register_tid(struct urt_mon *m, unsigned int slot, pid_t tid)
+{
+	if (slot >= m->max_workers || tid <= 0)
+		return -EINVAL;
+	return m->ops->reg(m, slot, tid);
 }
 
 int urt__mon_unregister(struct urt_mon *m, unsigned int slot)

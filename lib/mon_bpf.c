@@ -265,11 +265,10 @@ static void state_write(struct urt_mon_state *st, uint32_t state, int32_t tid, u
 	__atomic_store_n(&st->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
-static int bpf_reg(struct urt_mon *m, unsigned int slot)
+static int bpf_reg(struct urt_mon *m, unsigned int slot, pid_t tid)
 {
 	struct mon_bpf *b = m->priv;
 	struct urt_mon_state *st = &b->states[slot];
-	int32_t tid = (int32_t)syscall(SYS_gettid);
 	uint32_t key = (uint32_t)tid, val = slot;
 
 	if (__atomic_load_n(&st->state, __ATOMIC_ACQUIRE) != URT_MON_UNUSED)

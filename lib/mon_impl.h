@@ -16,7 +16,8 @@ struct urt_mon_ops {
 	const char *name;
 	/* Starts the backend; fills m->priv. why: one reason on failure. */
 	int (*open)(struct urt_mon *m, const char *mode, char *why, size_t whylen);
-	int (*reg)(struct urt_mon *m, unsigned int slot);
+	/* tid: the thread to watch; the kernel module takes only the caller. */
+	int (*reg)(struct urt_mon *m, unsigned int slot, pid_t tid);
 	int (*unreg)(struct urt_mon *m, unsigned int slot);
 	int (*snapshot)(struct urt_mon *m, unsigned int slot, struct urt_mon_wstate *out);
 	/*

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "uapi/linux/urt.h"
@@ -126,10 +127,14 @@ fail:
 	return err;
 }
 
-static int kmod_reg(struct urt_mon *m, unsigned int slot)
+static int kmod_reg(struct urt_mon *m, unsigned int slot, pid_t tid)
 {
 	struct mon_kmod *k = m->priv;
 	struct urt_register r = { .slot = slot };
+
+	/* The module registers the calling thread only (by design). */
+	if (tid != (pid_t)syscall(SYS_gettid))
+		return -EOPNOTSUPP;
 
 	return ioctl(k->fd, URT_IOC_REGISTER, &r) ? -errno : 0;
 }

@@ -104,11 +104,10 @@ static int proc_open(struct urt_mon *m, const char *mode, char *why, size_t whyl
 	return 0;
 }
 
-static int proc_reg(struct urt_mon *m, unsigned int slot)
+static int proc_reg(struct urt_mon *m, unsigned int slot, pid_t tid)
 {
 	struct mon_proc *p = m->priv;
 	struct proc_slot *s = &p->slots[slot];
-	long tid = syscall(SYS_gettid);
 	char path[64];
 	int err = 0;
 
@@ -117,13 +116,13 @@ static int proc_reg(struct urt_mon *m, unsigned int slot)
 		err = -EBUSY;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", tid);
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/stat", (long)tid);
 	s->stat_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->stat_fd < 0) {
 		err = -errno;
 		goto out;
 	}
-	snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", (long)tid);
 	s->sys_fd = open(path, O_RDONLY | O_CLOEXEC);	/* optional */
 	slot_begin(s);
 	atomic_store_explicit(&s->state, URT_MON_RUNNING, RLX);

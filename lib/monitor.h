@@ -112,6 +112,11 @@ int urt__mon_open(struct urt_mon **out, const char *which, unsigned int max_work
  * slot is taken, -EINVAL if slot >= max_workers. OFF: does nothing. */
 int urt__mon_register(struct urt_mon *m, unsigned int slot) URT_HIDDEN;
 
+/* Registers thread tid of this process for slot, from any thread: bpf and
+ * proc only (the kmod takes only the caller: -EOPNOTSUPP). Used to move
+ * running workers to another backend. */
+int urt__mon_register_tid(struct urt_mon *m, unsigned int slot, pid_t tid) URT_HIDDEN;
+
 /* The calling thread, registered for slot, stops being watched. The slot
  * reads UNUSED afterwards; an event for it may still be delivered once. */
 int urt__mon_unregister(struct urt_mon *m, unsigned int slot) URT_HIDDEN;

@@ -230,6 +230,8 @@ uint64_t urt__blocking_threads(struct urt_rt *rt) URT_HIDDEN;
 int urt__monitor_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__monitor_stop(struct urt_rt *rt) URT_HIDDEN;	/* the thread */
 void urt__monitor_free(struct urt_rt *rt) URT_HIDDEN;	/* the backend */
+/* Tests: the backend's next wait reports a failure (failover). */
+void urt__monitor_inject_failure(struct urt_rt *rt) URT_HIDDEN;
 /* Each worker thread registers itself with the backend (kmod: must be itself). */
 void urt__monitor_thread_init(struct urt_worker *w) URT_HIDDEN;
 void urt__monitor_thread_fini(struct urt_worker *w) URT_HIDDEN;

@@ -649,7 +649,7 @@ static void *worker_main(void *arg)
 	sigaddset(&sync_sigs, SIGILL);
 	sigaddset(&sync_sigs, SIGABRT);
 	pthread_sigmask(SIG_UNBLOCK, &sync_sigs, NULL);
-	w->tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&w->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	urt__set_worker(w);
 	urt__set_current_rt(rt);
 	snprintf(name, sizeof(name), "%.10s-w%d", rt->cfg.name, w->index);

@@ -55,6 +55,10 @@ struct urt_monitor {
 	atomic_bool stop;
 	struct hog_sample *hog;		/* per slot */
 	uint32_t *pending;		/* per worker: seq of a block past threshold, 0 none */
+	/* mon and why change only in failover(), under reg_lock; workers
+	 * (un)register under it. The monitor thread reads mon unlocked. */
+	pthread_mutex_t reg_lock;
+	atomic_bool inject_failure;
 };
 
 static int membarrier(int cmd)
@@ -251,6 +255,76 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 	}
 }
 
+/*
+ * The backend failed mid-run: move every worker to the next one that can
+ * watch threads other than the caller (kmod -> bpf -> proc), or fall back
+ * to the step counters alone. Workers (un)register under reg_lock, so
+ * none is missed or registered with the closed backend.
+ */
+static void failover(struct urt_monitor *m, int err)
+{
+	static const char *const next_of[] = {
+		[URT_MON_KMOD] = "bpf", [URT_MON_BPF] = "proc",
+		[URT_MON_PROC] = NULL, [URT_MON_OFF] = NULL,
+	};
+	struct urt_rt *rt = m->rt;
+	enum urt_mon_kind kind;
+	const char *old, *next;
+	struct urt_mon *mon = NULL;
+
+	pthread_mutex_lock(&m->reg_lock);
+	kind = urt__mon_kind(m->mon);
+	old = urt__mon_kind_name(kind);
+	next = next_of[kind];
+	urt__mon_close(m->mon);
+	m->mon = NULL;
+	while (next) {
+		char why[160];
+		bool ok = true;
+
+		if (urt__mon_open(&mon, next, rt->nworkers, rt->cfg.monitor_threshold_ns,
+				  why, sizeof(why)) == 0) {
+			for (unsigned int i = 0; i < rt->nworkers && ok; i++) {
+				struct urt_worker *w = &rt->workers[i];
+
+				pid_t tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
+				bool gone;
+
+				urt__spin_lock(&rt->spare_lock);
+				gone = w->exited;
+				urt__spin_unlock(&rt->spare_lock);
+				if (tid > 0 && !gone)
+					ok = urt__mon_register_tid(mon, i, tid) == 0;
+			}
+			if (ok)
+				break;
+			urt__mon_close(mon);
+		}
+		mon = NULL;
+		next = next_of[strcmp(next, "bpf") ? URT_MON_PROC : URT_MON_BPF];
+	}
+	m->mon = mon;
+	memset(m->pending, 0, rt->nworkers * sizeof(*m->pending));
+	snprintf(m->why, sizeof(m->why), "%s backend failed (%s): %s", old, strerror(-err),
+		 mon ? urt__mon_kind_name(urt__mon_kind(mon)) : "progress counters only");
+	pthread_mutex_unlock(&m->reg_lock);
+	fprintf(stderr, "urt: monitor: %s\n", m->why);
+}
+
+/* Makes the next wait report a failure (tests of failover). */
+void urt__monitor_inject_failure(struct urt_rt *rt)
+{
+	struct urt_monitor *m = rt->monitor;
+
+	if (!m)
+		return;
+	atomic_store(&m->inject_failure, true);
+	pthread_mutex_lock(&m->reg_lock);
+	if (m->mon)
+		urt__mon_kick(m->mon);
+	pthread_mutex_unlock(&m->reg_lock);
+}
+
 static void *monitor_main(void *arg)
 {
 	struct urt_monitor *m = arg;
@@ -273,13 +347,10 @@ static void *monitor_main(void *arg)
 		if (m->mon) {
 			/* While a reported block waits for work, look again soon. */
 			n = urt__mon_wait(m->mon, pending ? 200000 : tick, ev, MAX_EVENTS);
+			if (!n && atomic_exchange(&m->inject_failure, false))
+				n = -EIO;	/* urt__monitor_inject_failure(): tests */
 			if (n < 0) {
-				snprintf(m->why, sizeof(m->why),
-					 "%s backend failed (%s): progress counters only",
-					 urt__mon_kind_name(urt__mon_kind(m->mon)), strerror(-n));
-				fprintf(stderr, "urt: monitor: %s\n", m->why);
-				urt__mon_close(m->mon);
-				m->mon = NULL;
+				failover(m, n);
 				continue;
 			}
 			for (int i = 0; i < n; i++) {
@@ -309,6 +380,7 @@ int urt__monitor_start(struct urt_rt *rt)
 	if (!m)
 		return -ENOMEM;
 	m->rt = rt;
+	pthread_mutex_init(&m->reg_lock, NULL);
 	m->hog = calloc(rt->nslots, sizeof(*m->hog));
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
 	if (!m->hog || !m->pending) {
@@ -350,8 +422,10 @@ void urt__monitor_stop(struct urt_rt *rt)
 	if (!m)
 		return;
 	atomic_store_explicit(&m->stop, true, memory_order_release);
+	pthread_mutex_lock(&m->reg_lock);
 	if (m->mon)
 		urt__mon_kick(m->mon);
+	pthread_mutex_unlock(&m->reg_lock);
 	pthread_join(m->thread, NULL);
 }
 
@@ -363,6 +437,7 @@ void urt__monitor_free(struct urt_rt *rt)
 	if (!m)
 		return;
 	urt__mon_close(m->mon);
+	pthread_mutex_destroy(&m->reg_lock);
 	free(m->hog);
 	free(m->pending);
 	free(m);
@@ -373,16 +448,24 @@ void urt__monitor_thread_init(struct urt_worker *w)
 {
 	struct urt_monitor *m = w->rt->monitor;
 
-	if (m && m->mon)
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->reg_lock);
+	if (m->mon)
 		urt__mon_register(m->mon, (unsigned int)w->index);
+	pthread_mutex_unlock(&m->reg_lock);
 }
 
 void urt__monitor_thread_fini(struct urt_worker *w)
 {
 	struct urt_monitor *m = w->rt->monitor;
 
-	if (m && m->mon)
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->reg_lock);
+	if (m->mon)
 		urt__mon_unregister(m->mon, (unsigned int)w->index);
+	pthread_mutex_unlock(&m->reg_lock);
 }
 
 int urt_slot_stats(urt_rt *rt, unsigned int slot, struct urt_slot_stats *out)
@@ -396,7 +479,8 @@ int urt_slot_stats(urt_rt *rt, unsigned int slot, struct urt_slot_stats *out)
 	memset(out, 0, sizeof(*out));
 	ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
 	out->slot = slot;
-	out->owner_tid = ((struct urt_worker *)(ctl & ~SLOT_PARKED))->tid;
+	out->owner_tid = __atomic_load_n(&((struct urt_worker *)(ctl & ~SLOT_PARKED))->tid,
+					 __ATOMIC_RELAXED);
 	out->idle = ctl & SLOT_PARKED;
 	out->cur_task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
 	out->steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
@@ -419,11 +503,15 @@ const char *urt_monitor_backend(urt_rt *rt, char *why, size_t whylen)
 	struct urt_monitor *m = rt ? rt->monitor : NULL;
 	const char *name = "off";
 
+	if (m)
+		pthread_mutex_lock(&m->reg_lock);
 	if (m && m->mon)
 		name = urt__mon_kind_name(urt__mon_kind(m->mon));
 	else if (m)
 		name = "counters";
 	if (why && whylen)
 		snprintf(why, whylen, "%s", m ? m->why : "monitor disabled (URT_MONITOR=off)");
+	if (m)
+		pthread_mutex_unlock(&m->reg_lock);
 	return name;
 }

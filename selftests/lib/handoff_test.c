@@ -448,6 +448,58 @@ TEST(bpf_programs_are_gone_after_the_runtime_ends_even_after_sigkill)
 	ASSERT_TRUE(progs_gone(ids, n));
 }
 
+/* Internal (liburt.a): makes the backend's next wait fail. */
+void urt__monitor_inject_failure(urt_rt *rt);
+
+/* A backend failing mid-run hands its workers to the next one. */
+TEST(a_backend_that_fails_mid_run_degrades_to_the_next_one)
+{
+	const char *skip = monitor_skip("bpf");
+	struct urt_config cfg;
+	struct shared sh = { 0 };
+	struct urt_stats st;
+	char why[256];
+	urt_task_t b, s[50];
+	int64_t deadline;
+	urt_rt *rt;
+
+	if (skip)
+		SKIP(return, "%s", skip);
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = "bpf";
+	cfg.monitor_threshold_ns = MS(2);
+	cfg.hog_threshold_ns = -1;	/* only the backend can see the block */
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	ASSERT_STREQ("bpf", urt_monitor_backend(rt, why, sizeof(why)));
+	urt__monitor_inject_failure(rt);
+	deadline = urt_now() + MS(5000);
+	while (strcmp(urt_monitor_backend(rt, why, sizeof(why)), "proc") && urt_now() < deadline)
+		usleep(1000);
+	ASSERT_STREQ("proc", urt_monitor_backend(rt, why, sizeof(why)));
+	ASSERT_NE(NULL, strstr(why, "bpf backend failed")) TH_LOG("why: %s", why);
+
+	/* The workers moved with it: a block is still seen and handed off. */
+	ASSERT_EQ(0, pipe(sh.pipe));
+	sh.how = IN_READ;
+	atomic_store(&sh.stuck, 1);
+	b = urt_spawn(rt, blocker, &sh);
+	while (atomic_load(&sh.started) < 1)
+		usleep(1000);
+	for (int i = 0; i < 50; i++)
+		s[i] = urt_spawn(rt, short_task, &sh);
+	for (int i = 0; i < 50; i++)
+		ASSERT_EQ(0, urt_join_timeout(s[i], NULL, MS(3000) * SLOW));
+	ASSERT_EQ(1, atomic_load(&sh.stuck));
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	ASSERT_GE(st.blocks_seen, 1);
+	ASSERT_EQ(1, write(sh.pipe[1], "x", 1));
+	ASSERT_EQ(0, urt_join(b, NULL));
+	ASSERT_EQ(0, urt_destroy(rt));
+	close(sh.pipe[0]);
+	close(sh.pipe[1]);
+}
+
 TEST(the_monitor_says_which_backend_runs_and_why)
 {
 	struct urt_config cfg;
