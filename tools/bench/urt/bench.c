@@ -794,9 +794,10 @@ static void starve_spin(void) { block_kind = BLOCK_SPIN; samples(starvation_iter
  * divided by the number of tasks (bytes per idle task), measured once they
  * all wait.
  *
- * Fibers: each stack is two mappings (guard page + stack), and the kernel
- * allows vm.max_map_count mappings per process (65530 by default), so the
- * fiber variant runs as many fibers as fit (reported as ops).
+ * Fibers: on kernels before 6.13 each stack is two mappings (guard page +
+ * stack; newer ones get MADV_GUARD_INSTALL guards in one mapping), and the
+ * kernel allows vm.max_map_count mappings per process (65530 by default),
+ * so the fiber variant runs as many fibers as surely fit (reported as ops).
  */
 #define IDLE_GROUP 1000
 
