@@ -8,7 +8,7 @@
 # fails, so nothing silently depends on a package installed by hand.
 set -euo pipefail
 
-pkgs_build="gcc make pkg-config libc6-dev liburing-dev"
+pkgs_build="gcc make pkg-config libc6-dev"
 pkgs_bpf="clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev systemtap-sdt-dev python3"
 pkgs_vm="qemu-system-x86 busybox-static linux-headers-amd64 cpio kmod xz-utils sparse gcc make libc6-dev perl"
 pkgs_bench="golang-go cargo librust-tokio-dev valgrind"
