@@ -93,7 +93,7 @@ static void spare_give(struct urt_worker *p, struct urt_slot *s)
 /* What a slot is running: read before a handoff (the spare overwrites it). */
 static void seen_task(struct urt_slot *s, struct urt_seen *out)
 {
-	struct urt_task *t = atomic_load_explicit(&s->cur, memory_order_relaxed);
+	struct urt_task *t = atomic_load_explicit(&s->cur, memory_order_acquire);
 
 	out->id = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
 	out->name[0] = 0;

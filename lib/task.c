@@ -335,7 +335,8 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 		t->last_slot = (int16_t)slot->index;
 		atomic_store_explicit(&slot->cur_task, atomic_load_explicit(&t->id,
 				      memory_order_relaxed), memory_order_relaxed);
-		atomic_store_explicit(&slot->cur, t, memory_order_relaxed);
+		/* release: the monitor reads the task through it (sysmon.c) */
+		atomic_store_explicit(&slot->cur, t, memory_order_release);
 		urt__count(&slot->steps, 1);
 	}
 	URT_TRACE_RUN(w, t);
