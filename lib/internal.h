@@ -110,10 +110,8 @@ struct urt_task {
 	atomic_uint_fast64_t id;	/* changes each time the object is reused */
 	atomic_uint_fast64_t handle;	/* == id while the handle is live, else 0 */
 	uint8_t kind;
-	bool cancel_seen;		/* cancellation was reported to the task */
 	bool started;
 	bool done;			/* fiber: its function returned */
-	int16_t last_slot;		/* slot that last ran it, -1 if none */
 
 	union {
 		urt_fiber_fn fn;

@@ -214,8 +214,7 @@ urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void
 	id = atomic_fetch_add_explicit(&rt->next_id, 1, memory_order_relaxed);
 	t->rt = rt;
 	t->kind = kind;
-	t->cancel_seen = t->started = t->done = false;
-	t->last_slot = -1;
+	t->started = t->done = false;
 	t->fn = fn;
 	t->arg = arg;
 	t->result = NULL;
@@ -332,7 +331,6 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 	urt__count(&w->polls, 1);
 	if (slot) {
 		/* For the monitor's hog check (like Go's schedtick) and the tools. */
-		t->last_slot = (int16_t)slot->index;
 		atomic_store_explicit(&slot->cur_task, atomic_load_explicit(&t->id,
 				      memory_order_relaxed), memory_order_relaxed);
 		/* release: the monitor reads the task through it (sysmon.c) */

@@ -80,6 +80,18 @@ pid_t urt_parse_pid(const char *arg)
 	return (pid_t)v;
 }
 
+double urt_parse_duration(const char *arg)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || *end || v <= 0)
+		urt_die("invalid duration '%s' (seconds)", arg);
+	return v;
+}
+
 bool urt_proc_alive(pid_t pid)
 {
 	char path[64];

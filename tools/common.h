@@ -61,6 +61,8 @@ void urt_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Parses a pid argument; exits with a clear line on a bad one. */
 pid_t urt_parse_pid(const char *arg);
+/* A positive number of seconds, or one clear line and exit. */
+double urt_parse_duration(const char *arg);
 /* Finds the runtimes of pid and maps their shared memory. Exits with one
  * line if pid does not exist, is not a urt program, or cannot be read. */
 void urt_proc_open(struct urt_proc *p, pid_t pid);

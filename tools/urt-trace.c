@@ -91,10 +91,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_ARG:
 		if (pos++)
 			urt_die("unexpected argument '%s' (see --help)", arg);
-		errno = 0;
-		env.duration = strtod(arg, &end);
-		if (errno || *end || env.duration <= 0)
-			urt_die("invalid duration '%s' (seconds)", arg);
+		env.duration = urt_parse_duration(arg);
 		break;
 	case ARGP_KEY_END:
 		if (!env.pid)

@@ -20,23 +20,7 @@ TEST(a_fiber_returns_its_value_to_join)
 
 static void *spawn_children(void *arg)
 {
-	intptr_t n = (intptr_t)arg, sum = 0;
-	urt_task_t *t = calloc(n, sizeof(*t));
-
-	for (intptr_t i = 0; i < n; i++) {
-		t[i] = urt_spawn(NULL, ret_arg, (void *)i);
-		if (!t[i].id)
-			return (void *)-1;
-	}
-	for (intptr_t i = 0; i < n; i++) {
-		void *r;
-
-		if (urt_join(t[i], &r))
-			return (void *)-2;
-		sum += (intptr_t)r;
-	}
-	free(t);
-	return (void *)sum;
+	return (void *)spawn_join_sum(ret_arg, (intptr_t)arg);
 }
 
 TEST(children_spawned_from_a_fiber_are_all_joined)

@@ -48,6 +48,35 @@ static inline intptr_t run_fiber(unsigned int workers, urt_fiber_fn fn, void *ar
 	return (intptr_t)res;
 }
 
+/*
+ * From a fiber: spawns fn((void *)i) for i in [0, n), joins them all and
+ * returns the sum of their results; -1 if a spawn failed, -2 a join.
+ */
+static inline intptr_t spawn_join_sum(urt_fiber_fn fn, intptr_t n)
+{
+	urt_task_t *t = calloc(n, sizeof(*t));
+	intptr_t sum = 0, err = 0;
+
+	if (!t)
+		return -1;
+	for (intptr_t i = 0; i < n && !err; i++) {
+		t[i] = urt_spawn(NULL, fn, (void *)i);
+		if (!t[i].id)
+			err = -1;
+	}
+	for (intptr_t i = 0; i < n; i++) {
+		void *r;
+
+		if (!t[i].id)
+			continue;
+		if (urt_join(t[i], &r))
+			err = -2;
+		sum += (intptr_t)r;
+	}
+	free(t);
+	return err ? err : sum;
+}
+
 /* Slows a deadline for slow machines/sanitizers: tests never assert tight timing. */
 #define MS(x) ((int64_t)(x) * 1000000LL)
 
