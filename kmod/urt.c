@@ -19,9 +19,35 @@
  *   sched_out with current->on_rq == 0 means the thread left the run queue:
  *   a block. Preemption and sched_yield() leave it on the run queue and are
  *   not blocks. sched_out writes BLOCKED, the time and the syscall number
- *   into the slot and arms the threshold hrtimer; sched_in writes RUNNING
- *   and cancels the timer. If the timer fires first, it queues one
+ *   into the slot and makes sure the threshold hrtimer is armed; sched_in
+ *   writes RUNNING and leaves the timer alone. When the timer fires and the
+ *   block it finds has lasted the threshold, it queues one
  *   URT_EV_BLOCKED_LONG event.
+ *
+ * The timer is armed lazily
+ *   Arming and cancelling an hrtimer at every block and wake-up costs more
+ *   than the rest of the notifiers together (base lock, rbtree, often a
+ *   reprogram of the clock event device). So the timer is armed only when
+ *   it is not already pending: w->armed is 1 from the arming until the
+ *   callback starts. A timer that is pending fires no later than the
+ *   current block's due time (it was armed at an earlier block, or for
+ *   this one), so the callback checks the current block: due and not yet
+ *   reported: one event; blocked but not due yet (a newer block than the
+ *   one that armed it): re-armed for that block's due time; running: done,
+ *   the next block arms it again. At most one expiry per threshold per
+ *   slot while blocks come fast, and every block that lasts the threshold
+ *   is reported by the first expiry at or after its due time.
+ *
+ *   The race between a new block and a callback that is finishing is the
+ *   store-buffering pattern: sched_out writes the state, then xchg(armed,
+ *   1); the callback xchg(armed, 0), then reads the state (both fully
+ *   ordered). Either sched_out finds armed 0 and arms the timer itself, or
+ *   the callback sees the new block. Only the side that moves armed from 0
+ *   to 1 touches the timer's expiry, so the callback never moves a timer
+ *   that sched_out has queued meanwhile (it returns HRTIMER_NORESTART and
+ *   the core leaves that queued timer alone). reported (the seq of the
+ *   last block reported, + 1) makes "one event per block" hold even when a
+ *   late callback and a fresh arming both see the same block.
  *
  * Invariants
  *   - A slot's state is written only by its own thread: from its notifiers,
@@ -45,9 +71,10 @@
  *   preemption off. Neither may sleep or wake a task: waking takes another
  *   rq lock. Events are queued under a raw spinlock (evq_lock, a leaf lock)
  *   and the wakeup of readers is deferred to an irq_work. For the same
- *   reason sched_in only tries to cancel the timer: hrtimer_cancel() would
- *   wait for a callback running on another CPU. A callback that lost that
- *   race sees that the block it was armed for is over and does nothing.
+ *   reason nothing on the switch path cancels the timer (hrtimer_cancel()
+ *   would wait for a callback running on another CPU); only detach does,
+ *   on the thread itself in process or exit context, after its notifier
+ *   is gone, and that waits for a callback that re-arms itself too.
  *   slots is a bitmap of owned slots, taken and released with the _lock
  *   bitops (acquire/release). urt_groups_lock (a mutex) protects the list
  *   of open groups used for the per-user limit.
@@ -137,11 +164,12 @@ struct urt_worker {
 	struct urt_group *group;	/* holds a reference */
 	struct urt_worker_state *st;	/* &group->states[slot] */
 	struct hrtimer timer;		/* threshold */
+	atomic_t armed;			/* 1: pending, or its callback deciding */
 	pid_t tid;			/* in the registering thread's pid ns */
 	u32 slot;
 	bool blocked;			/* touched only by the thread itself */
-	u32 armed_seq;			/* the block the timer was armed for */
-	u64 armed_ns;			/* ... and its threshold */
+	u32 reported;			/* seq + 1 of the last block reported */
+	u64 thr_ns;			/* the current block's threshold, 0: none */
 };
 
 static LIST_HEAD(urt_groups);
@@ -154,6 +182,9 @@ static struct dentry *urt_debugfs;
 static DEFINE_PER_CPU(u64, urt_stat_blocks);
 static DEFINE_PER_CPU(u64, urt_stat_events);
 static DEFINE_PER_CPU(u64, urt_stat_dropped);
+static DEFINE_PER_CPU(u64, urt_stat_armed);	/* hrtimer armed, any reason */
+static DEFINE_PER_CPU(u64, urt_stat_rearmed);	/* ... by its own callback */
+static DEFINE_PER_CPU(u64, urt_stat_expiries);	/* callbacks run */
 static atomic_t urt_nr_groups = ATOMIC_INIT(0);	/* alive, fd open or not */
 static atomic_t urt_nr_workers = ATOMIC_INIT(0);
 
@@ -221,31 +252,45 @@ static void urt_fill_event(struct urt_event *ev, u32 type,
 }
 
 /*
- * The worker stayed blocked for the threshold. Hard IRQ context. The worker
- * may have run and blocked again since the timer was armed (sched_in lost
- * the race to cancel us and the next sched_out re-armed): then the block
- * now in st is younger than the threshold and its own expiry will report it.
+ * The timer armed by an earlier block or by this one. Hard IRQ context,
+ * serialized with itself. It may interrupt sched_in on this CPU mid-update
+ * (seq odd): that block is ending, nothing to report. See "The timer is
+ * armed lazily" above for why no block that lasts the threshold is missed.
  */
 static enum hrtimer_restart urt_timer_fn(struct hrtimer *timer)
 {
 	struct urt_worker *w = container_of(timer, struct urt_worker, timer);
 	struct urt_worker_state *st = w->st;
 	struct urt_event ev;
+	u64 thr, due;
 	u32 seq;
 
+	this_cpu_inc(urt_stat_expiries);
+	/* Disarmed before the state is read: pairs with urt_sched_out(). */
+	atomic_xchg(&w->armed, 0);
 	seq = READ_ONCE(st->seq);
 	smp_rmb();	/* seq before the fields, as a reader */
-	if (seq & 1 || seq != READ_ONCE(w->armed_seq) ||
-	    READ_ONCE(st->state) != URT_STATE_BLOCKED)
+	if (seq & 1 || READ_ONCE(st->state) != URT_STATE_BLOCKED ||
+	    w->reported == seq + 1)
 		return HRTIMER_NORESTART;
+	thr = READ_ONCE(w->thr_ns);
 	urt_fill_event(&ev, URT_EV_BLOCKED_LONG, st, seq);
 	smp_rmb();	/* the fields before the re-check */
-	if (READ_ONCE(st->seq) != seq ||
-	    ev.time_ns - ev.blocked_since_ns < READ_ONCE(w->armed_ns))
+	if (READ_ONCE(st->seq) != seq || !thr)
 		return HRTIMER_NORESTART;
+	due = ev.blocked_since_ns + thr;
+	if (ev.time_ns < due) {
+		/* A newer block than the one we were armed for. */
+		if (atomic_cmpxchg(&w->armed, 0, 1))
+			return HRTIMER_NORESTART;	/* sched_out armed us */
+		this_cpu_inc(urt_stat_armed);
+		this_cpu_inc(urt_stat_rearmed);
+		hrtimer_set_expires(timer, ns_to_ktime(due));
+		return HRTIMER_RESTART;
+	}
+	w->reported = seq + 1;
 	urt_post(w->group, &ev);
-	trace_urt_notify(ev.tid, ev.slot, ev.type,
-			 ev.time_ns - ev.blocked_since_ns);
+	trace_urt_notify(ev.tid, ev.slot, ev.type, ev.time_ns - ev.blocked_since_ns);
 	return HRTIMER_NORESTART;
 }
 
@@ -266,7 +311,9 @@ static void urt_sched_out(struct preempt_notifier *pn, struct task_struct *next)
 
 	now = ktime_get_ns();
 	nr = syscall_get_nr(current, task_pt_regs(current));
+	thr = READ_ONCE(g->threshold_ns);
 	urt_state_begin(st);
+	WRITE_ONCE(w->thr_ns, thr);	/* read by the callback as a field */
 	WRITE_ONCE(st->state, URT_STATE_BLOCKED);
 	WRITE_ONCE(st->syscall_nr, nr);
 	WRITE_ONCE(st->blocked_since_ns, now);
@@ -276,12 +323,15 @@ static void urt_sched_out(struct preempt_notifier *pn, struct task_struct *next)
 	this_cpu_inc(urt_stat_blocks);
 	trace_urt_block(current->pid, w->slot, nr);
 
-	thr = READ_ONCE(g->threshold_ns);
-	if (thr) {
-		WRITE_ONCE(w->armed_seq, seq);
-		WRITE_ONCE(w->armed_ns, thr);
-		hrtimer_start(&w->timer, ns_to_ktime(thr),
-			      HRTIMER_MODE_REL_HARD);
+	/*
+	 * State written above, then armed read (xchg: fully ordered), as the
+	 * callback does the other way round. A pending timer fires no later
+	 * than this block is due and will look at it.
+	 */
+	if (thr && !atomic_xchg(&w->armed, 1)) {
+		this_cpu_inc(urt_stat_armed);
+		hrtimer_start(&w->timer, ns_to_ktime(now + thr),
+			      HRTIMER_MODE_ABS_HARD);
 	}
 	if (READ_ONCE(g->thr_flags) & URT_THR_NOTIFY_EVERY_BLOCK) {
 		urt_fill_event(&ev, URT_EV_BLOCK, st, seq);
@@ -300,8 +350,7 @@ static void urt_sched_in(struct preempt_notifier *pn, int cpu)
 	if (!w->blocked)
 		return;		/* back from preemption or yield */
 	w->blocked = false;
-	/* Never hrtimer_cancel() here: it may wait for another CPU. */
-	hrtimer_try_to_cancel(&w->timer);
+	/* The timer stays: it is cheaper to let it fire once per threshold. */
 
 	blocked_ns = ktime_get_ns() - st->blocked_since_ns;
 	urt_state_begin(st);
@@ -362,7 +411,10 @@ static void urt_worker_detach(struct urt_worker *w)
 	preempt_disable();
 	preempt_notifier_unregister(&w->pn);
 	preempt_enable();
-	/* Waits for a callback running on another CPU; none can start after. */
+	/*
+	 * Waits for a callback running on another CPU (and cancels the timer
+	 * again if that callback re-armed it); none can start after.
+	 */
 	hrtimer_cancel(&w->timer);
 
 	preempt_disable();
@@ -691,6 +743,9 @@ static int urt_stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "blocks %llu\n", urt_sum(&urt_stat_blocks));
 	seq_printf(m, "events %llu\n", urt_sum(&urt_stat_events));
 	seq_printf(m, "events_dropped %llu\n", urt_sum(&urt_stat_dropped));
+	seq_printf(m, "timers_armed %llu\n", urt_sum(&urt_stat_armed));
+	seq_printf(m, "timers_rearmed %llu\n", urt_sum(&urt_stat_rearmed));
+	seq_printf(m, "timer_expiries %llu\n", urt_sum(&urt_stat_expiries));
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(urt_stats);

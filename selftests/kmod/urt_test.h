@@ -226,6 +226,8 @@ static inline void spin_ms(unsigned int ms)
  *   'q' quit (unregister first if w->unregister_at_exit)   'u' unregister
  *   's' sleep w->arg ms      'y' sched_yield() for w->arg ms
  *   'p' spin w->arg ms       'n' w->arg nanosleeps of 50 us
+ *   'm' w->arg nanosleeps of 50 us, then sleep w->arg2 ms
+ *   'r' w->arg round trips with a pingpong_partner() (pingpong_start())
  * After each command w->done is incremented, and the worker blocks again
  * in read() for the next one.
  */
@@ -237,6 +239,9 @@ struct worker {
 	int cmd[2];
 	pthread_t thread;
 	unsigned int arg;
+	unsigned int arg2;
+	int ping[2], pong[2];		/* 'r': to and from the partner */
+	pthread_t partner;
 	pid_t tid;
 	int reg_err;
 	int started;			/* atomic */
@@ -279,6 +284,17 @@ static void *worker_main(void *arg)
 			for (i = 0; i < w->arg; i++)
 				usleep(50);
 			break;
+		case 'm':
+			for (i = 0; i < w->arg; i++)
+				usleep(50);
+			sleep_ms(w->arg2);
+			break;
+		case 'r':
+			for (i = 0; i < w->arg; i++)
+				if (write(w->ping[1], &c, 1) != 1 ||
+				    read(w->pong[0], &c, 1) != 1)
+					break;
+			break;
 		}
 		w->nivcsw = nivcsw_self() - before;
 		__atomic_add_fetch(&w->done, 1, __ATOMIC_RELEASE);
@@ -286,6 +302,41 @@ static void *worker_main(void *arg)
 	if (w->unregister_at_exit)
 		urt_unreg(w->fd);
 	return NULL;
+}
+
+/* Echoes each byte from ping back on pong until ping is closed. */
+static void *pingpong_partner(void *arg)
+{
+	struct worker *w = arg;
+	char c;
+
+	if (w->cpu >= 0)
+		pin_cpu(w->cpu);
+	while (read(w->ping[0], &c, 1) == 1)
+		if (write(w->pong[1], &c, 1) != 1)
+			break;
+	return NULL;
+}
+
+/*
+ * Give a started worker a partner thread (not registered, on the same CPU
+ * when the worker is pinned) for 'r': each round trip is one block of the
+ * worker and two context switches.
+ */
+static inline int pingpong_start(struct worker *w)
+{
+	if (pipe(w->ping) || pipe(w->pong))
+		return -errno;
+	return -pthread_create(&w->partner, NULL, pingpong_partner, w);
+}
+
+static inline void pingpong_stop(struct worker *w)
+{
+	close(w->ping[1]);
+	pthread_join(w->partner, NULL);
+	close(w->ping[0]);
+	close(w->pong[0]);
+	close(w->pong[1]);
 }
 
 /* Start a worker registered in @slot; returns its registration result. */
