@@ -177,43 +177,75 @@ void urt__stacks_free(struct urt_rt *rt)
 /* ------------------------------------------------------------ switching */
 
 /*
- * The scheduler switches into a fiber with urt__fiber_resume and the fiber
- * switches back with urt__fiber_suspend (or for the last time when its
- * function returns). `done` tells the scheduler which of the two happened.
+ * The scheduler switches into a fiber with urt__fiber_resume. A fiber
+ * that suspends or finishes switches straight to the next local fiber
+ * when there is one (urt__step_next, task.c: one switch instead of two,
+ * and no trip through the scheduler's loop), else back to the scheduler.
+ * A direct switch leaves the old fiber's step end in w->prev_step, and the
+ * new context runs it first thing (after_switch): only then is the old
+ * context saved, so only then may it be queued, resumed elsewhere or
+ * have its stack freed.
  */
 
 static void fiber_main(void *arg) __attribute__((noreturn));
 
-static void switch_out(struct urt_task *t, bool last)
+/* First thing on the stack just switched to (t is the fiber now running). */
+static void after_switch(struct urt_task *t)
 {
 	struct urt_worker *w = urt__worker();
 
 #ifdef URT_ASAN
-	__sanitizer_start_switch_fiber(last ? NULL : &t->asan_fake, w->asan_bottom, w->asan_size);
+	{
+		const void *bottom;
+		size_t size;
+
+		__sanitizer_finish_switch_fiber(t->asan_fake, &bottom, &size);
+		if (!w->prev_step) {
+			/* Resumed by the scheduler: its stack is where we return. */
+			w->asan_bottom = bottom;
+			w->asan_size = size;
+		}
+	}
+#endif
+	(void)t;
+	if (w->prev_step)
+		urt__step_after_switch(w);
+}
+
+static void switch_out(struct urt_task *t, bool last)
+{
+	struct urt_worker *w = urt__worker();
+	struct urt_task *next = urt__step_next(w, t);
+
+	if (next) {
+#ifdef URT_ASAN
+		__sanitizer_start_switch_fiber(last ? NULL : &t->asan_fake,
+					       next->stack->lo, next->stack->size);
 #endif
 #ifdef URT_TSAN
-	__tsan_switch_to_fiber(w->tsan_fiber, 0);
+		__tsan_switch_to_fiber(next->tsan_fiber, 0);
 #endif
-	(void)last;
-	urt__ctx_switch(&t->sp, w->sched_sp);
-	/* Resumed, possibly on another worker thread. */
+		urt__ctx_switch(&t->sp, next->sp);
+	} else {
 #ifdef URT_ASAN
-	w = urt__worker();
-	__sanitizer_finish_switch_fiber(t->asan_fake, &w->asan_bottom, &w->asan_size);
+		__sanitizer_start_switch_fiber(last ? NULL : &t->asan_fake,
+					       w->asan_bottom, w->asan_size);
 #endif
+#ifdef URT_TSAN
+		__tsan_switch_to_fiber(w->tsan_fiber, 0);
+#endif
+		urt__ctx_switch(&t->sp, w->sched_sp);
+	}
+	(void)last;
+	/* Resumed, possibly on another worker thread. */
+	after_switch(t);
 }
 
 static void fiber_main(void *arg)
 {
 	struct urt_task *t = arg;
 
-#ifdef URT_ASAN
-	{
-		struct urt_worker *w = urt__worker();
-
-		__sanitizer_finish_switch_fiber(NULL, &w->asan_bottom, &w->asan_size);
-	}
-#endif
+	after_switch(t);
 	/* A fiber cancelled before it first ran never calls its function. */
 	if (!(atomic_load_explicit(&t->state, memory_order_acquire) & TS_CANCEL))
 		t->result = t->fn(t->arg);
@@ -258,10 +290,13 @@ int urt__fiber_prepare(struct urt_worker *w, struct urt_task *t)
 #ifdef URT_TSAN
 	t->tsan_fiber = __tsan_create_fiber(0);
 #endif
+#ifdef URT_ASAN
+	t->asan_fake = NULL;
+#endif
 	return 0;
 }
 
-enum fiber_exit urt__fiber_resume(struct urt_worker *w, struct urt_task *t)
+struct urt_task *urt__fiber_resume(struct urt_worker *w, struct urt_task *t)
 {
 #ifdef URT_ASAN
 	void *fake = NULL;
@@ -275,7 +310,8 @@ enum fiber_exit urt__fiber_resume(struct urt_worker *w, struct urt_task *t)
 #ifdef URT_ASAN
 	__sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #endif
-	return t->done ? FIBER_DONE : FIBER_SUSPENDED;
+	/* The fiber that switched back: t, or one reached by direct switches. */
+	return urt__tls_task;
 }
 
 /* Gives the stack back; called on the scheduler stack after the last switch. */

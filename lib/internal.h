@@ -17,11 +17,15 @@
  *             in exactly one run queue
  *   COMPLETE  it finished; never scheduled again
  *   CANCEL    cancellation was requested
- * Invariants: a task is in at most one run queue, and only when NOTIFIED
- * is set and RUNNING is clear at the moment it was pushed; only the
- * thread that set RUNNING may clear it. A wake that finds RUNNING set only
- * sets NOTIFIED; the running worker re-queues the task when the step
- * ends. So no wake-up is lost and no task runs on two threads.
+ * Invariants: a task is in at most one run queue, and only when it was
+ * pushed either with NOTIFIED set and RUNNING clear (woken), or with
+ * RUNNING still set by a fiber's yield (urt_yield: the task stays
+ * "held" from one step to the next, so a yield costs no state RMW). Only
+ * the thread that holds RUNNING -- the one that set it, or the one that
+ * popped a held task -- may clear it or run the task. A wake that finds
+ * RUNNING set only sets NOTIFIED; the holder re-queues the task when a
+ * step ends in a wait. So no wake-up is lost and no task runs on two
+ * threads.
  */
 #ifndef URT_INTERNAL_H
 #define URT_INTERNAL_H
@@ -112,6 +116,7 @@ struct urt_task {
 	uint8_t kind;
 	bool started;
 	bool done;			/* fiber: its function returned */
+	bool yielded;			/* fiber: this step ended in urt_yield */
 
 	union {
 		urt_fiber_fn fn;

@@ -83,6 +83,12 @@ struct urt_worker {
 	atomic_uint spare_word;		/* futex a spare sleeps on */
 	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
 	void *sched_sp;			/* scheduler context while a fiber runs */
+	/*
+	 * A fiber that switched directly to another (task.c) leaves its step
+	 * end here; the fiber switched to runs it first thing, once the old
+	 * context is saved and may be resumed elsewhere.
+	 */
+	struct urt_task *prev_step;
 	unsigned int slot_depth;	/* nesting of slot_enter (sched.c) */
 	/*
 	 * Inside slot_enter..slot_exit. Per thread, not per slot: a thread
@@ -170,6 +176,8 @@ void urt__set_current_rt(struct urt_rt *rt) URT_HIDDEN;
 
 /* sched.c */
 void urt__schedule(struct urt_task *t, bool yield) URT_HIDDEN;
+/* The next local task a suspending fiber may switch to directly, or NULL. */
+struct urt_task *urt__next_direct(struct urt_worker *w) URT_HIDDEN;
 void urt__notify_parked(struct urt_rt *rt) URT_HIDDEN;
 void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;
@@ -201,10 +209,15 @@ void urt__tasks_free(struct urt_rt *rt) URT_HIDDEN;
 urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn,
 		      void *arg, const struct urt_spawn_opts *opts) URT_HIDDEN;
 
+/* task.c: direct fiber-to-fiber switches (fiber.c calls these) */
+struct urt_task *urt__step_next(struct urt_worker *w, struct urt_task *from) URT_HIDDEN;
+void urt__step_after_switch(struct urt_worker *w) URT_HIDDEN;
+
 /* fiber.c */
-enum fiber_exit { FIBER_SUSPENDED, FIBER_DONE };
 int urt__fiber_prepare(struct urt_worker *w, struct urt_task *t) URT_HIDDEN;
-enum fiber_exit urt__fiber_resume(struct urt_worker *w, struct urt_task *t) URT_HIDDEN;
+/* Runs fiber t until a fiber switches back to the scheduler; returns that
+ * fiber (t, or another one t switched to directly). */
+struct urt_task *urt__fiber_resume(struct urt_worker *w, struct urt_task *t) URT_HIDDEN;
 void urt__fiber_suspend(struct urt_task *t) URT_HIDDEN;
 void urt__fiber_release(struct urt_worker *w, struct urt_task *t) URT_HIDDEN;
 void urt__stacks_free(struct urt_rt *rt) URT_HIDDEN;

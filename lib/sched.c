@@ -296,6 +296,61 @@ void urt__schedule(struct urt_task *t, bool yield)
 	urt__notify_parked(rt);
 }
 
+/* A task a fiber may switch to directly: a fiber with its stack, or one
+ * about to start (a start that is cancelled runs only its cleanup: not here). */
+static inline bool direct_ok(struct urt_task *t)
+{
+	if (t->kind != TK_FIBER)
+		return false;
+	if (t->started)
+		return t->stack != NULL;
+	return !(atomic_load_explicit(&t->state, memory_order_relaxed) & TS_CANCEL);
+}
+
+/*
+ * For a fiber about to suspend or finish (task.c): takes the task the loop
+ * would run next from this slot's LIFO slot or ring, if the fiber can
+ * switch to it directly, so the switch skips the scheduler's stack. NULL
+ * leaves the choice to the loop: nothing local, a poll task next, the
+ * slot lost, or a periodic turn (driver, injection queue) due -- those
+ * countdowns tick here as in the loop, so direct switches never starve
+ * I/O, timers or the injection queue.
+ */
+struct urt_task *urt__next_direct(struct urt_worker *w)
+{
+	struct urt_slot *s = slot_enter(w);
+	struct urt_task *t;
+
+	if (!s)
+		return NULL;
+	if (s->ev_countdown <= 1 || s->gq_countdown <= 1)
+		goto none;
+	t = lifo_get(s);
+	if (t) {
+		if (s->lifo_polls >= MAX_LIFO_POLLS || !direct_ok(t))
+			goto none;
+		lifo_set(s, NULL);
+		s->lifo_polls++;
+	} else {
+		t = urt__lq_pop(&s->q);
+		if (!t)
+			goto none;
+		if (!direct_ok(t)) {
+			/* Popped, ours: the loop runs it next (the LIFO slot was empty). */
+			lifo_set(s, t);
+			goto none;
+		}
+		s->lifo_polls = 0;
+	}
+	s->ev_countdown--;
+	s->gq_countdown--;
+	slot_exit(w, s);
+	return t;
+none:
+	slot_exit(w, s);
+	return NULL;
+}
+
 static bool work_anywhere(struct urt_rt *rt)
 {
 	if (!urt__inject_empty(&rt->inject))

@@ -15,6 +15,8 @@
  *   run:        NOTIFIED -> RUNNING (by the worker that popped it)
  *   wake:       idle -> NOTIFIED + push; RUNNING -> RUNNING|NOTIFIED
  *   step ends:  RUNNING -> idle, or RUNNING|NOTIFIED -> NOTIFIED + push
+ *   yield:      RUNNING kept ("held"), pushed to the back of the ring; the
+ *               worker that pops it finds RUNNING set and runs it as is
  *   finish:     RUNNING -> COMPLETE (under t->lock, to meet a joiner)
  */
 #include <stdlib.h>
@@ -214,7 +216,7 @@ urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void
 	id = atomic_fetch_add_explicit(&rt->next_id, 1, memory_order_relaxed);
 	t->rt = rt;
 	t->kind = kind;
-	t->started = t->done = false;
+	t->started = t->done = t->yielded = false;
 	t->fn = fn;
 	t->arg = arg;
 	t->result = NULL;
@@ -319,14 +321,21 @@ static void run_cleanup(struct urt_task *t)
 		t->cleanup(t->cleanup_arg);
 }
 
-void urt__run_task(struct urt_worker *w, struct urt_task *t)
+/* A step of t begins on w: state, and what the monitor and the tools see. */
+static unsigned int step_begin(struct urt_worker *w, struct urt_slot *slot,
+			       struct urt_task *t)
 {
-	struct urt_slot *slot = w->slot;
-	bool finished = false;
-	unsigned int s;
+	/*
+	 * Queue invariant: NOTIFIED set and RUNNING clear (woken: flip both),
+	 * or RUNNING set (a yielded fiber, held: popping it made it ours).
+	 * Other threads only ever set NOTIFIED or CANCEL, never RUNNING, so
+	 * the bit read here is stable; the queue's acquire orders the rest.
+	 */
+	unsigned int s = atomic_load_explicit(&t->state, memory_order_relaxed);
 
-	/* NOTIFIED is set and RUNNING clear (queue invariant): flip both. */
-	s = atomic_fetch_xor_explicit(&t->state, TS_NOTIFIED | TS_RUNNING, memory_order_acquire);
+	if (!(s & TS_RUNNING))
+		s = atomic_fetch_xor_explicit(&t->state, TS_NOTIFIED | TS_RUNNING,
+					      memory_order_acquire);
 	urt__tls_task = t;
 	urt__count(&w->polls, 1);
 	if (slot) {
@@ -338,7 +347,74 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 		urt__count(&slot->steps, 1);
 	}
 	URT_TRACE_RUN(w, t);
+	return s;
+}
 
+/*
+ * A step of t ended and its context is saved (we run on the scheduler's
+ * stack, or on the next fiber's after a direct switch): complete it, or
+ * put it back to the queue if it yielded or was woken meanwhile.
+ */
+static void step_end(struct urt_task *t, bool finished)
+{
+	unsigned int s;
+
+	if (finished) {
+		urt__task_complete(t);
+		return;
+	}
+	if (t->yielded) {
+		/* Held across the yield: RUNNING stays set (see internal.h). */
+		t->yielded = false;
+		urt__schedule(t, true);
+		return;
+	}
+	/* Go idle, or back to the queue if woken meanwhile. */
+	s = atomic_fetch_and_explicit(&t->state, ~(unsigned int)TS_RUNNING, memory_order_acq_rel);
+	if (s & TS_NOTIFIED)
+		urt__schedule(t, true);
+}
+
+/*
+ * Fiber `from` (running on w) is about to suspend or finish: the next
+ * local fiber to switch to directly, its step begun, with from's step end
+ * left in w->prev_step; or NULL: switch back to the scheduler.
+ */
+struct urt_task *urt__step_next(struct urt_worker *w, struct urt_task *from)
+{
+	struct urt_task *t = urt__next_direct(w);
+
+	if (!t)
+		return NULL;
+	if (unlikely(!t->started)) {
+		if (urt__fiber_prepare(w, t)) {
+			/* No stack now: still NOTIFIED, the loop starts it and reports. */
+			urt__schedule(t, false);
+			return NULL;
+		}
+		t->started = true;
+	}
+	URT_TRACE_STOP(w, from, from->done);
+	step_begin(w, w->slot, t);
+	w->prev_step = from;
+	return t;
+}
+
+void urt__step_after_switch(struct urt_worker *w)
+{
+	struct urt_task *prev = w->prev_step;
+
+	w->prev_step = NULL;
+	step_end(prev, prev->done);
+}
+
+void urt__run_task(struct urt_worker *w, struct urt_task *t)
+{
+	struct urt_slot *slot = w->slot;
+	bool finished = false;
+	unsigned int s;
+
+	s = step_begin(w, slot, t);
 	if (unlikely(!t->started && (s & TS_CANCEL))) {
 		/* Cancelled before its first step: only the cleanup runs. */
 		run_cleanup(t);
@@ -352,8 +428,11 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 				finished = true;
 			}
 		}
-		if (likely(!finished))
-			finished = urt__fiber_resume(w, t) == FIBER_DONE;
+		if (likely(!finished)) {
+			/* It may have switched on to other fibers: t is the last. */
+			t = urt__fiber_resume(w, t);
+			finished = t->done;
+		}
 	} else {
 		struct urt_cx cx = { t, w };
 		void *result = NULL;
@@ -369,14 +448,7 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 	URT_TRACE_STOP(w, t, finished);
 	if (slot)	/* if the slot moved on meanwhile, the hog check re-samples */
 		atomic_store_explicit(&slot->cur_task, 0, memory_order_relaxed);
-	if (finished) {
-		urt__task_complete(t);
-		return;
-	}
-	/* The step ended: go idle, or back to the queue if woken meanwhile. */
-	s = atomic_fetch_and_explicit(&t->state, ~(unsigned int)TS_RUNNING, memory_order_acq_rel);
-	if (s & TS_NOTIFIED)
-		urt__schedule(t, true);
+	step_end(t, finished);
 }
 
 /* ------------------------------------------------------------ awaiting */
@@ -416,7 +488,13 @@ int urt_yield(void)
 
 	if (!t || t->kind != TK_FIBER)
 		return -EPERM;
-	urt__task_wake(t);	/* RUNNING: only sets NOTIFIED, re-queued at the back */
+	/*
+	 * No self-wake: the step ends with RUNNING kept and the worker puts
+	 * the task at the back of the ring (urt__run_task). A wake that
+	 * arrives meanwhile sets NOTIFIED, acted on when a later step ends.
+	 */
+	URT_TRACE_WAKE(t);
+	t->yielded = true;
 	urt__fiber_suspend(t);
 	if (atomic_load_explicit(&t->state, memory_order_acquire) & TS_CANCEL)
 		return -ECANCELED;
