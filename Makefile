@@ -7,6 +7,7 @@
 #   make vm-check   urt.ko and its kselftests in a qemu VM
 #   make vm-shell   the same VM, interactive
 #   make bench      benchmarks (side by side with tokio and Go)
+#   make vm-bench   the monitor benchmarks in the VM: kmod vs bpf vs off
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 #
@@ -119,6 +120,12 @@ demo: all tools $(BUILD)/selftests/tools/victim
 bench: deps lib
 	$(Q)scripts/deps.sh bench
 	$(Q)$(MAKE) --no-print-directory -C tools/bench run BUILD=$(abspath $(BUILD))
+
+# Only the "inside the VM" part of make bench (urt.ko loads only there):
+# selftests/vm/vm-bench.sh via run.py, which prints its table. Not in check.
+.PHONY: vm-bench
+vm-bench: deps lib
+	$(Q)python3 tools/bench/run.py --bin $(abspath $(BUILD))/bench --vm-only $(RUN_FLAGS)
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)

@@ -13,10 +13,13 @@ instruction counts for the one-worker microbenchmarks, and the targets of
 issue 6 with where we stand.
 
   run.py --bin DIR [--doc FILE] [--rounds N] [--samples N] [--only SUBSTR]
-         [--no-callgrind] [--smoke] [--rev TEXT]
+         [--no-callgrind] [--smoke] [--rev TEXT] [--no-vm | --vm-only]
 
 --doc writes the report (markdown) to FILE; --smoke runs each benchmark
-once with tiny sizes and fails if any of them fails.
+once with tiny sizes and fails if any of them fails. The monitor workloads
+also run inside the vm-check VM with urt.ko loaded (the only place the kmod
+backend can run here; selftests/vm/vm-bench.sh): --no-vm skips that,
+--vm-only runs only that.
 """
 import argparse
 import datetime
@@ -272,6 +275,134 @@ def callgrind(runner, workload):
     return out
 
 
+# ---- Inside the VM: urt.ko next to bpf and off --------------------------
+# This host cannot load urt.ko, so selftests/vm/vm-bench.sh boots the
+# vm-check VM (Debian's kernel under qemu) with it loaded and runs a static
+# urt-bench there with URT_MONITOR=off, bpf and kmod; its RESULT lines carry
+# asked=<URT_MONITOR> as well as monitor=<what ran>.
+
+VM_BENCH = os.path.join(TOP, "selftests", "vm", "vm-bench.sh")
+VM_MONITORS = ["off", "bpf", "kmod"]
+VM_STARVE = [("none", "starve_none"), ("sleep", "starve_sleep"),
+             ("blocking read", "starve_read"), ("spin", "starve_spin")]
+
+
+def vm_run(rounds, samples, only):
+    """Runs vm-bench.sh. Returns a dict: ok, why (when nothing came back),
+    cells {(workload, workers, asked, stat): [values]}, ran {asked: {monitor}},
+    notes (its comment lines), summary (its last line), seconds."""
+    cmd = [VM_BENCH, "--rounds", str(rounds), "--samples", str(samples)]
+    if only:
+        cmd += ["--only", only]
+    vm = {"ok": False, "why": None, "cells": {}, "ran": {}, "notes": [],
+          "summary": "", "seconds": 0.0}
+    t0 = time.time()
+    log("inside the VM: %s" % " ".join(cmd))
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=420,
+                           env=dict(os.environ, URT_VM_TIMEOUT="360"))
+    except (OSError, subprocess.TimeoutExpired) as e:
+        vm["why"] = str(e)
+        return vm
+    vm["seconds"] = time.time() - t0
+    for line in p.stdout.splitlines():
+        m = RESULT_RE.match(line)
+        if m:
+            r = dict(kv.split("=", 1) for kv in m.group(1).split())
+            key = (r["workload"], int(r["workers"]), r.get("asked", "?"), r.get("stat"))
+            vm["cells"].setdefault(key, []).append(float(r["value"]))
+            vm["ran"].setdefault(r.get("asked", "?"), set()).add(r.get("monitor", "?"))
+        elif line.startswith("vm-bench:"):
+            vm["summary"] = line
+        elif line.startswith("# vm-bench:"):
+            vm["notes"].append(line[2:])
+    vm["ok"] = bool(vm["cells"])
+    if p.returncode != 0:
+        err = [ln for ln in p.stderr.splitlines() if "error" in ln] or \
+            p.stderr.strip().splitlines()[-1:]
+        vm["why"] = "vm-bench.sh exit %d%s" % (p.returncode,
+                                               ": " + err[-1] if err else "")
+    return vm
+
+
+def render_vm(vm):
+    L = ["\n## Inside the VM (qemu TCG, Debian kernel 6.1): urt with kmod vs bpf vs off\n"]
+    if not vm["ok"]:
+        L.append("Not measured: %s. Run `make vm-bench` to see why (it needs what "
+                 "`make vm-check` needs)." % (vm["why"] or "no results"))
+        return "\n".join(L) + "\n"
+    L.append("**Emulated.** This host cannot load urt.ko, so these rows come from the "
+             "vm-check VM: Debian's own kernel under qemu **TCG** (every guest "
+             "instruction emulated, 2 vCPUs on a shared 2-core host), urt.ko "
+             "loaded, a static urt-bench (selftests/vm/vm-bench.sh, %.0f s). "
+             "Absolute times mean little: CPU work runs 10-50x slower than on "
+             "the host, and the guest's clock follows the host's. Compare the "
+             "columns within a row, and each cell with the VM's own no-blocking "
+             "run (in brackets: the ratio to starvation none with the same "
+             "monitor, the ideal inside the VM)." % vm["seconds"])
+    c = vm["cells"]
+    workers = sorted({k[1] for k in c})
+    mons = [m for m in VM_MONITORS if any(k[2] == m for k in c)]
+    ran = ["URT_MONITOR=%s ran %s" % (m, "/".join(sorted(vm["ran"][m])))
+           for m in mons if vm["ran"].get(m) != {m}]
+    if ran:
+        L.append("\nNot every backend asked for ran: " + "; ".join(ran) + ".")
+
+    def cell(wl, n, m, stat=None):
+        v = c.get((wl, n, m, stat))
+        return summarize(v) if v else None
+
+    L.append("\n### Starvation (ms until 100 short tasks are done)\n")
+    L.append("| blocker | workers | " + " | ".join("monitor %s" % m for m in mons) + " |")
+    L.append("|---|---:|" + "---:|" * len(mons))
+    for label, wl in VM_STARVE:
+        for n in workers:
+            cells = []
+            for m in mons:
+                v, i = cell(wl, n, m), cell("starve_none", n, m)
+                cells.append(fmt_val(v, "ms") + (" (%sx)" % ratio(v, i) if v and i and
+                                                   wl != "starve_none" else ""))
+            if any(x != "-" for x in cells):
+                L.append("| %s | %d | %s |" % (label, n, " | ".join(cells)))
+
+    if any(k[0] == "chan_pingpong" for k in c):
+        L.append("\n### Monitor cost (chan_pingpong at 1/4 size, ns per round trip)\n")
+        L.append("| workers | " + " | ".join("monitor %s" % m for m in mons) +
+                 " | vs off |")
+        L.append("|---:|" + "---:|" * (len(mons) + 1))
+        for n in workers:
+            vals = [cell("chan_pingpong", n, m) for m in mons]
+            off = vals[mons.index("off")] if "off" in mons else None
+            over = ["%s %+.1f%%" % (m, 100 * (v[0] / off[0] - 1))
+                    for m, v in zip(mons, vals) if m != "off" and v and off]
+            L.append("| %d | %s | %s |" % (n, " | ".join(fmt_val(v, "ns") for v in vals),
+                                            ", ".join(over) or "-"))
+
+    detect = sorted({k[0] for k in c if k[0].startswith("detect_")})
+    if detect:
+        dmons = [m for m in mons if any(k[0] in detect and k[2] == m for k in c)]
+        L.append("\n### Detection latency (us from the block to the spare running "
+                 "the slot; median over samples of each sample's p50 / p99)\n")
+        L.append("| workload | workers | " + " | ".join("monitor %s" % m for m in dmons) +
+                 " |")
+        L.append("|---|---:|" + "---:|" * len(dmons))
+        for wl in detect:
+            for n in workers:
+                cells = []
+                for m in dmons:
+                    p50, p99 = cell(wl, n, m, "p50"), cell(wl, n, m, "p99")
+                    cells.append("%.0f / %.0f" % (p50[0], p99[0]) if p50 and p99 else "-")
+                if any(x != "-" for x in cells):
+                    L.append("| %s | %d | %s |" % (wl, n, " | ".join(cells)))
+    for note in vm["notes"]:
+        L.append("\n- %s" % note)
+    if vm["why"]:
+        L.append("\n- incomplete: %s" % vm["why"])
+    L.append("\nReproduce: `make vm-bench` (this section only) or `make bench`; "
+             "`make bench RUN_FLAGS=--no-vm` skips it. %s" % vm["summary"])
+    return "\n".join(L) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", required=True, help="directory of urt-, tokio-, go-bench")
@@ -282,7 +413,15 @@ def main():
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--rev", help="what urt is (default: git rev-parse in this tree)")
+    ap.add_argument("--no-vm", action="store_true",
+                    help="skip the monitor benchmarks inside the VM (urt.ko)")
+    ap.add_argument("--vm-only", action="store_true",
+                    help="only the monitor benchmarks inside the VM; print, write nothing")
+    ap.add_argument("--vm-rounds", type=int, default=3)
     a = ap.parse_args()
+    if a.vm_only:
+        print(render_vm(vm_run(a.vm_rounds, a.samples, a.only)))
+        return 0
 
     t_start = time.time()
     # The longest run here takes ~10 s (a million goroutines); a hung run
@@ -352,11 +491,17 @@ def main():
             log("callgrind %s" % wl)
             cg[wl] = callgrind(runner, wl)
 
+    vm = None
+    if not a.no_vm and not a.smoke and not a.only:
+        vm = vm_run(a.vm_rounds, a.samples, None)
+
     elapsed = time.time() - t_start
     summary = {k: summarize(v) for k, v in cells.items() if v}
     mon = (has_monitor, default_mon, avail, backends)
     report = render(workloads, summary, mem, cg, mon, runner, rounds, samples, elapsed,
                     a.smoke)
+    if vm:
+        report += render_vm(vm)
     if a.smoke:
         print("bench smoke: %d runs, %d failed (%.0f s)" % (
             runner.nruns, len(runner.failures), elapsed))
