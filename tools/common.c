@@ -6,16 +6,20 @@
 #include <gelf.h>
 #include <libelf.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "common.h"
+#include "urt_tools.h"
 #include "syscall_names.h"
 
 const char *urt_tool = "urt-tool";
@@ -116,11 +120,27 @@ bool urt_proc_alive(pid_t pid)
 
 static int map_rt(struct urt_proc *p, const char *path)
 {
-	struct urt_rtview *v = &p->rt[p->nrt];
+	struct urt_rtview *v;
 	struct urt_shm_hdr h;
+	struct stat st;
 	void *m;
 	int fd;
 
+	/* stat() follows the link to the memfd: a runtime already mapped? */
+	if (stat(path, &st))
+		return -errno;
+	for (int i = 0; i < p->nrt; i++)
+		if (p->rt[i].ino == (uint64_t)st.st_ino)
+			return 0;
+	if (p->nrt == p->cap) {
+		int cap = p->cap ? p->cap * 2 : 8;
+		struct urt_rtview *n = realloc(p->rt, (size_t)cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		p->rt = n;
+		p->cap = cap;
+	}
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -137,19 +157,56 @@ static int map_rt(struct urt_proc *p, const char *path)
 		close(fd);
 		return -errno;
 	}
+	v = &p->rt[p->nrt++];
+	memset(v, 0, sizeof(*v));
 	v->hdr = m;
 	v->size = h.size;
 	v->fd = fd;
-	p->nrt++;
-	return 0;
+	v->ino = (uint64_t)st.st_ino;
+	return 1;
+}
+
+/* Maps every urt-shm memfd in /proc/PID/fd not mapped yet: how many were
+ * new, or -errno if the directory cannot be read; *first_err: the first
+ * error of a memfd that could not be mapped. */
+static int scan_fds(struct urt_proc *p, int *first_err)
+{
+	char dir[64], path[PATH_MAX], link[256];
+	struct dirent *de;
+	int added = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", p->pid);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		ssize_t n;
+		int err;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = 0;
+		if (strncmp(link, "/memfd:" URT_SHM_NAME, sizeof("/memfd:" URT_SHM_NAME) - 1))
+			continue;
+		err = map_rt(p, path);
+		if (err > 0)
+			added++;
+		else if (err < 0 && first_err && !*first_err && err != -ESRCH)
+			*first_err = err;
+	}
+	closedir(d);
+	return added;
 }
 
 void urt_proc_open(struct urt_proc *p, pid_t pid)
 {
-	char dir[64], path[PATH_MAX], link[256];
-	struct dirent *de;
-	int first_err = 0;
-	DIR *d;
+	char dir[64], path[PATH_MAX];
+	int first_err = 0, err;
 	FILE *f;
 
 	memset(p, 0, sizeof(*p));
@@ -164,32 +221,12 @@ void urt_proc_open(struct urt_proc *p, pid_t pid)
 			p->comm[strcspn(p->comm, "\n")] = 0;
 		fclose(f);
 	}
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-	d = opendir(dir);
-	if (!d) {
-		if (errno == EACCES || errno == EPERM)
-			urt_die("pid %d: permission denied reading /proc/%d/fd (run as root or as the process's user)",
-				pid, pid);
+	err = scan_fds(p, &first_err);
+	if (err == -EACCES || err == -EPERM)
+		urt_die("pid %d: permission denied reading /proc/%d/fd (run as root or as the process's user)",
+			pid, pid);
+	if (err < 0)
 		urt_die("no process with pid %d", pid);
-	}
-	while ((de = readdir(d)) && p->nrt < URT_MAX_RT) {
-		ssize_t n;
-		int err;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if (strncmp(link, "/memfd:" URT_SHM_NAME, sizeof("/memfd:" URT_SHM_NAME) - 1))
-			continue;
-		err = map_rt(p, path);
-		if (err && !first_err && err != -ESRCH)
-			first_err = err;
-	}
-	closedir(d);
 	if (p->nrt)
 		return;
 	if (first_err == -EACCES || first_err == -EPERM)
@@ -201,13 +238,22 @@ void urt_proc_open(struct urt_proc *p, pid_t pid)
 		"or no urt_create yet)", pid, p->comm);
 }
 
+int urt_proc_rescan(struct urt_proc *p)
+{
+	int n = scan_fds(p, NULL);
+
+	return n > 0 ? n : 0;
+}
+
 void urt_proc_close(struct urt_proc *p)
 {
 	for (int i = 0; i < p->nrt; i++) {
 		munmap(p->rt[i].hdr, p->rt[i].size);
 		close(p->rt[i].fd);
 	}
-	p->nrt = 0;
+	free(p->rt);
+	p->rt = NULL;
+	p->nrt = p->cap = 0;
 }
 
 int urt_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len)
@@ -343,20 +389,152 @@ bool urt_shm_current(const struct urt_rtview *rt, unsigned int k, struct urt_shm
 	return false;
 }
 
+void urt_rt_want_current(struct urt_rtview *rt, bool on)
+{
+	struct urt_shm_hdr *h = rt->hdr;
+
+	if (on == rt->tool_on)
+		return;
+	rt->tool_on = on;
+	if (on) {
+		/* records written before are stale (hooks were off meanwhile) */
+		__atomic_fetch_add(&h->cur_gen, 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_add(&h->users_current, 1, __ATOMIC_SEQ_CST);
+		__atomic_fetch_or(&h->flags, URT_SHM_CURRENT, __ATOMIC_SEQ_CST);
+	} else if (__atomic_sub_fetch(&h->users_current, 1, __ATOMIC_SEQ_CST) == 0) {
+		__atomic_fetch_and(&h->flags, ~URT_SHM_CURRENT, __ATOMIC_SEQ_CST);
+	}
+}
+
 void urt_want_current(struct urt_proc *p, bool on)
 {
-	for (int i = 0; i < p->nrt; i++) {
-		struct urt_shm_hdr *h = p->rt[i].hdr;
+	for (int i = 0; i < p->nrt; i++)
+		urt_rt_want_current(&p->rt[i], on);
+}
 
-		if (on) {
-			/* records written before are stale (hooks were off meanwhile) */
-			__atomic_fetch_add(&h->cur_gen, 1, __ATOMIC_SEQ_CST);
-			__atomic_fetch_add(&h->users_current, 1, __ATOMIC_SEQ_CST);
-			__atomic_fetch_or(&h->flags, URT_SHM_CURRENT, __ATOMIC_SEQ_CST);
-		} else if (__atomic_sub_fetch(&h->users_current, 1, __ATOMIC_SEQ_CST) == 0) {
-			__atomic_fetch_and(&h->flags, ~URT_SHM_CURRENT, __ATOMIC_SEQ_CST);
+void urt_map_tids(int map_fd, struct urt_proc *p, void (*seen)(int rt, int worker, int32_t tid))
+{
+	for (int r = 0; r < p->nrt; r++) {
+		struct urt_rtview *rt = &p->rt[r];
+		const struct urt_shm_hdr *h = rt->hdr;
+		struct urt_slot_view sv[256];
+		struct urt_worker_view wv[512];
+
+		if (__atomic_load_n(&h->closed, __ATOMIC_ACQUIRE) || h->nslots > 256 ||
+		    h->nworkers > 512 || urt_read_slots(p->pid, rt, sv, wv) < 0)
+			continue;
+		for (unsigned int k = 0; k < h->nworkers; k++) {
+			struct urt_tid_info ti = {
+				.cur_addr = h->shm_addr + h->worker_off + (uint64_t)k * h->worker_stride,
+				.gen_addr = h->shm_addr + offsetof(struct urt_shm_hdr, cur_gen),
+			};
+			uint32_t tid = (uint32_t)wv[k].tid;
+
+			if (wv[k].tid <= 0 || wv[k].exited)
+				continue;
+			bpf_map_update_elem(map_fd, &tid, &ti, BPF_ANY);
+			if (seen)
+				seen(r, (int)k, wv[k].tid);
 		}
 	}
+}
+
+/* ---- where the kernel side's blocks come from */
+
+enum urt_ksrc urt_parse_source(const char *arg)
+{
+	if (!strcmp(arg, "auto"))
+		return URT_KSRC_AUTO;
+	if (!strcmp(arg, "urt.ko") || !strcmp(arg, "urt-ko") || !strcmp(arg, "kmod"))
+		return URT_KSRC_KO;
+	if (!strcmp(arg, "sched_switch") || !strcmp(arg, "sched-switch"))
+		return URT_KSRC_SWITCH;
+	urt_die("invalid source '%s' (auto, urt.ko or sched_switch)", arg);
+}
+
+const char *urt_source_name(enum urt_ksrc s)
+{
+	return s == URT_KSRC_KO ? "urt.ko" : s == URT_KSRC_SWITCH ? "sched_switch" : "auto";
+}
+
+/* Is urt.ko loaded: its device, its tracepoints in tracefs, its sysfs dir? */
+static bool urt_ko_loaded(void)
+{
+	static const char *const where[] = {
+		"/dev/urt", "/sys/kernel/tracing/events/urt", "/sys/kernel/debug/tracing/events/urt",
+		"/sys/module/urt",
+	};
+
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)
+		if (!access(where[i], F_OK))
+			return true;
+	return false;
+}
+
+/* Does pid hold /dev/urt open (its monitor registered workers there)? */
+static bool urt_ko_used_by(pid_t pid)
+{
+	char dir[64], path[PATH_MAX], link[64];
+	struct dirent *de;
+	bool used = false;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
+	d = opendir(dir);
+	if (!d)
+		return false;
+	while (!used && (de = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n > 0) {
+			link[n] = 0;
+			used = !strcmp(link, "/dev/urt");
+		}
+	}
+	closedir(d);
+	return used;
+}
+
+enum urt_ksrc urt_attach_source(enum urt_ksrc want, pid_t pid, struct bpf_program *sw,
+				struct bpf_program *ko_block, struct bpf_program *ko_unblock,
+				struct bpf_link **links, char *why, size_t whylen)
+{
+	bool loaded = urt_ko_loaded(), used = loaded && urt_ko_used_by(pid);
+	int err;
+
+	if (want == URT_KSRC_KO && !loaded)
+		urt_die("urt.ko's tracepoints: urt.ko is not loaded (no /dev/urt)");
+	if (want == URT_KSRC_KO || (want == URT_KSRC_AUTO && used)) {
+		links[1] = bpf_program__attach(ko_block);
+		err = links[1] ? 0 : -errno;
+		if (!err) {
+			links[2] = bpf_program__attach(ko_unblock);
+			err = links[2] ? 0 : -errno;
+		}
+		if (!err) {
+			snprintf(why, whylen, "urt.ko's tracepoints urt_block/urt_unblock%s",
+				 used ? "" : " (the program does not use urt.ko: blocks of its workers are not seen)");
+			return URT_KSRC_KO;
+		}
+		bpf_link__destroy(links[1]);
+		links[1] = NULL;
+		if (want == URT_KSRC_KO)
+			urt_bpf_fail("attaching to urt.ko's tracepoints", err);
+		snprintf(why, whylen, "sched_switch (attaching to urt.ko's tracepoints failed: %s)",
+			 strerror(-err));
+	} else if (want == URT_KSRC_SWITCH) {
+		snprintf(why, whylen, "sched_switch (asked for)");
+	} else if (!loaded) {
+		snprintf(why, whylen, "sched_switch (urt.ko not loaded)");
+	} else {
+		snprintf(why, whylen, "sched_switch (urt.ko loaded, but pid %d does not use it)", pid);
+	}
+	links[0] = bpf_program__attach(sw);
+	if (!links[0])
+		urt_bpf_fail("attaching to sched_switch", -errno);
+	return URT_KSRC_SWITCH;
 }
 
 /* Does the ELF file at path carry a stapsdt note of provider "urt"? */

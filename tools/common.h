@@ -18,22 +18,28 @@
 
 #include "trace_shm.h"
 
-#define URT_MAX_RT	8
-
 extern const char *urt_tool;		/* program name, for messages */
 extern volatile sig_atomic_t urt_exiting;
 
-/* One runtime of the target: its shared memory, mapped here. */
+/*
+ * One runtime of the target: its shared memory, mapped here. A runtime
+ * the program destroyed stays mapped (hdr->closed is 1): the mapping
+ * keeps its memfd, so what its rings still hold can be read.
+ */
 struct urt_rtview {
 	struct urt_shm_hdr *hdr;
 	size_t size;
 	int fd;
+	uint64_t ino;			/* of the memfd: the same runtime is found once */
+	bool tool_on;			/* this tool turned its hooks on (urt_rt_want_current) */
 };
 
+/* Every runtime of a process, in the order they were found; rt may move
+ * (urt_proc_rescan): keep indices, not pointers. */
 struct urt_proc {
 	pid_t pid;
-	int nrt;
-	struct urt_rtview rt[URT_MAX_RT];
+	int nrt, cap;
+	struct urt_rtview *rt;
 	char comm[32];
 };
 
@@ -67,6 +73,10 @@ double urt_parse_duration(const char *arg);
  * line if pid does not exist, is not a urt program, or cannot be read. */
 void urt_proc_open(struct urt_proc *p, pid_t pid);
 void urt_proc_close(struct urt_proc *p);
+/* Maps runtimes created since (urt_proc_open or the last rescan): returns
+ * how many are new (at rt[old nrt..]), never fails loudly (the process may
+ * be exiting). */
+int urt_proc_rescan(struct urt_proc *p);
 bool urt_proc_alive(pid_t pid);
 
 /* process_vm_readv(); 0 or -errno. */
@@ -83,8 +93,41 @@ static inline struct urt_shm_worker *urt_shm_worker(const struct urt_rtview *rt,
 	return (struct urt_shm_worker *)((char *)rt->hdr + rt->hdr->worker_off +
 					 (size_t)k * rt->hdr->worker_stride);
 }
-/* Ask for (or stop asking for) the current task per worker. */
+/* Ask for (or stop asking for) the current task per worker: in every
+ * runtime of p, or in one (a runtime found by urt_proc_rescan). Turning
+ * off undoes only what this tool turned on. */
 void urt_want_current(struct urt_proc *p, bool on);
+void urt_rt_want_current(struct urt_rtview *rt, bool on);
+
+/*
+ * Fills the BPF map tid_worker (struct urt_tid_info per tid) with the
+ * live worker threads of every open runtime of p; seen(), if given, is
+ * called for each (runtime index, worker index, tid).
+ */
+void urt_map_tids(int map_fd, struct urt_proc *p,
+		  void (*seen)(int rt, int worker, int32_t tid));
+
+/*
+ * Where the kernel side gets its blocks from: sched_switch (any kernel
+ * with BTF) or urt.ko's tracepoints urt_block/urt_unblock (the module is
+ * loaded and the target's runtime uses it, its monitor backend kmod).
+ */
+enum urt_ksrc { URT_KSRC_AUTO, URT_KSRC_KO, URT_KSRC_SWITCH };
+/* "auto", "urt.ko" or "sched_switch"; one clear line and exit otherwise. */
+enum urt_ksrc urt_parse_source(const char *arg);
+const char *urt_source_name(enum urt_ksrc s);
+struct bpf_program;
+struct bpf_link;
+/*
+ * Attaches the source `want` asks for (auto: urt.ko when it is loaded and
+ * pid has /dev/urt open, else sched_switch; a failed urt.ko attach falls
+ * back). Programs: the sched_switch one and urt.ko's two; links[3] get
+ * the links. Returns the source used and why in why[]; exits with one
+ * line if the source asked for cannot be attached.
+ */
+enum urt_ksrc urt_attach_source(enum urt_ksrc want, pid_t pid, struct bpf_program *sw,
+				struct bpf_program *ko_block, struct bpf_program *ko_unblock,
+				struct bpf_link **links, char *why, size_t whylen);
 
 /* Path of the ELF file of pid that holds liburt's USDT probes. */
 int urt_find_probe_binary(pid_t pid, char *path, size_t len);

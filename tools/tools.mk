@@ -46,7 +46,7 @@ $(TOOLS_OUT)/%.skel.h: $(TOOLS_OUT)/%.bpf.o
 	@echo "  SKEL    $@"
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
 
-$(TOOLS_OUT)/common.o: tools/common.c tools/common.h lib/trace_shm.h $(TOOLS_OUT)/syscall_names.h
+$(TOOLS_OUT)/common.o: tools/common.c tools/common.h tools/urt_tools.h lib/trace_shm.h $(TOOLS_OUT)/syscall_names.h
 	@echo "  CC      $@"
 	$(Q)$(CC) $(TOOLS_CFLAGS) -c -o $@ $<
 
@@ -61,7 +61,8 @@ $(BUILD)/selftests/tools/%: selftests/tools/%.c $(BUILD)/liburt.a | $(BUILD)/sel
 	@echo "  CC      $@"
 	$(Q)$(CC) $(URT_CFLAGS) -fno-omit-frame-pointer -o $@ $< $(BUILD)/liburt.a $(URT_LDFLAGS)
 
-test-tools: deps lib tools $(BUILD)/selftests/tools/victim $(BUILD)/selftests/tools/yield_loop
+test-tools: deps lib tools $(BUILD)/selftests/tools/victim $(BUILD)/selftests/tools/yield_loop \
+		$(BUILD)/selftests/tools/multirt
 	$(Q)BUILD=$(BUILD) selftests/tools/run-tests.sh
 
 # A trace of a handoff, and the picture in Documentation/ drawn from it.

@@ -21,13 +21,7 @@ struct {
 } stacks SEC(".maps");
 
 #define URT_TASKS_ONLY true	/* blocks while a task ran */
+#define URT_KO_SOURCE 1	/* urt.ko's tracepoints, when it is loaded */
 #include "urt_block.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(urt_blocked_switch, bool preempt, struct task_struct *prev,
-	     struct task_struct *next, unsigned int prev_state)
-{
-	return urt_handle_switch(ctx, preempt, next, prev_state);
-}

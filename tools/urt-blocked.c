@@ -4,12 +4,14 @@
  * thread in the kernel, in which syscall, for how long, with the user
  * stack; log2 histograms per task name and syscall.
  *
- * USAGE: urt-blocked -p PID [-m MIN_US] [-M MAX_US] [-a] [-K N] [duration]
+ * USAGE: urt-blocked -p PID [-m MIN_US] [-M MAX_US] [-a] [-K N] [--source SRC] [duration]
  *
  * A block is a worker thread leaving the CPU voluntarily (sched_switch
- * with prev_state != 0) until it runs again; the task is the one liburt's
+ * with prev_state != 0, or urt.ko's urt_block tracepoint when the program
+ * uses the module) until it runs again; the task is the one liburt's
  * hooks recorded as running on that worker (shared memory), read by the
- * BPF program at the moment the block begins.
+ * BPF program at the moment the block begins. Every runtime of the
+ * process is followed, also ones it creates while this runs.
  */
 #include <argp.h>
 #include <errno.h>
@@ -37,13 +39,19 @@ static struct env {
 	bool all;
 	int stacks;
 	bool verbose;
+	enum urt_ksrc source;
 } env = { .max_us = ~0ULL, .stacks = 3 };
+
+#define OPT_SOURCE	0x100
 
 const char *argp_program_version = "urt-blocked 0.1";
 static const char doc[] =
 "Which urt tasks blocked their worker thread, in which syscall, for how long.\n"
 "\n"
-"USAGE: urt-blocked -p PID [-m MIN_US] [-M MAX_US] [-a] [-K N] [duration]\n"
+"USAGE: urt-blocked -p PID [-m MIN_US] [-M MAX_US] [-a] [-K N] [--source SRC] [duration]\n"
+"\n"
+"Blocks come from urt.ko's tracepoints when the program uses the module,\n"
+"else from sched_switch (--source; the second line says which).\n"
 "\n"
 "EXAMPLES:\n"
 "    urt-blocked -p 1234 5          # 5 s, histograms per task and syscall\n"
@@ -56,7 +64,9 @@ static const struct argp_option opts[] = {
 	{ "max", 'M', "MAX_US", 0, "Only blocks of at most MAX_US microseconds", 0 },
 	{ "all", 'a', NULL, 0, "Also blocks while no task runs (parked or spare workers)", 0 },
 	{ "stacks", 'K', "N", 0, "Show the N most frequent user stacks per line (default 3, 0: none)", 0 },
-	{ "verbose", 'v', NULL, 0, "Verbose libbpf output", 0 },
+	{ "source", OPT_SOURCE, "SRC", 0,
+	  "Kernel events: auto (default), urt.ko (its tracepoints) or sched_switch", 0 },
+	{ "verbose", 'v', NULL, 0, "Verbose libbpf output, and which kernel events are used", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show the full help", 0 },
 	{},
 };
@@ -95,6 +105,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case 'v':
 		env.verbose = true;
+		break;
+	case OPT_SOURCE:
+		env.source = urt_parse_source(arg);
 		break;
 	case 'h':
 		argp_state_help(state, stderr, ARGP_HELP_STD_HELP);
@@ -237,21 +250,15 @@ static void report(int stacks_fd)
 		       (unsigned long long)dropped_keys, MAX_KEYS);
 }
 
+/* Workers of every runtime, new runtimes included, into tid_worker. */
 static void update_tids(struct urt_blocked_bpf *skel)
 {
-	int fd = bpf_map__fd(skel->maps.tid_worker);
-	struct urt_rtview *rt = &proc.rt[0];
-	struct urt_slot_view sv[256];
-	struct urt_worker_view wv[512];
+	int old = proc.nrt;
 
-	if (rt->hdr->nslots > 256 || rt->hdr->nworkers > 512 || urt_read_slots(proc.pid, rt, sv, wv) < 0)
-		return;
-	for (unsigned int k = 0; k < rt->hdr->nworkers; k++) {
-		__u32 tid = (__u32)wv[k].tid, idx = k;
-
-		if (wv[k].tid > 0 && !wv[k].exited)
-			bpf_map_update_elem(fd, &tid, &idx, BPF_ANY);
-	}
+	if (urt_proc_rescan(&proc))
+		for (int r = old; r < proc.nrt; r++)
+			urt_rt_want_current(&proc.rt[r], true);
+	urt_map_tids(bpf_map__fd(skel->maps.tid_worker), &proc, NULL);
 }
 
 int main(int argc, char **argv)
@@ -262,6 +269,8 @@ int main(int argc, char **argv)
 	struct ring_buffer *rb;
 	char bin[PATH_MAX];
 	uint64_t t0, until, last = 0;
+	struct bpf_link *links[3] = {};
+	char source[160];
 	const char *why = NULL;
 	int err;
 
@@ -279,10 +288,6 @@ int main(int argc, char **argv)
 	skel->rodata->min_ns = env.min_us * 1000;
 	skel->rodata->max_ns = env.max_us > ~0ULL / 1000 ? ~0ULL : env.max_us * 1000;
 	skel->rodata->tasks_only = !env.all;
-	skel->rodata->shm_addr = proc.rt[0].hdr->shm_addr;
-	skel->rodata->shm_worker_off = proc.rt[0].hdr->worker_off;
-	skel->rodata->shm_worker_stride = proc.rt[0].hdr->worker_stride;
-	skel->rodata->shm_gen_off = offsetof(struct urt_shm_hdr, cur_gen);
 	err = urt_blocked_bpf__load(skel);
 	if (err)
 		urt_bpf_fail("loading the BPF program", err);
@@ -292,6 +297,9 @@ int main(int argc, char **argv)
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
 	if (!rb)
 		urt_bpf_fail("creating the ring buffer", -errno);
+	/* before the hooks go on: a failure here exits with one line */
+	urt_attach_source(env.source, env.pid, skel->progs.urt_switch, skel->progs.urt_ko_block,
+			  skel->progs.urt_ko_unblock, links, source, sizeof(source));
 	urt_want_current(&proc, true);
 	update_tids(skel);
 	enable = bpf_program__attach_usdt(skel->progs.urt_enable, env.pid, bin, "urt", "enable", NULL);
@@ -299,11 +307,6 @@ int main(int argc, char **argv)
 		err = -errno;
 		urt_want_current(&proc, false);
 		urt_bpf_fail("attaching to urt:enable", err);
-	}
-	err = urt_blocked_bpf__attach(skel);
-	if (err) {
-		urt_want_current(&proc, false);
-		urt_bpf_fail("attaching to sched_switch", err);
 	}
 	urt_catch_signals();
 	t0 = urt_now_ns();
@@ -314,6 +317,7 @@ int main(int argc, char **argv)
 		       env.max_us == ~0ULL ? "" : (snprintf(bin, sizeof(bin), "%llu",
 							   (unsigned long long)env.max_us), bin));
 	printf(env.duration > 0 ? " for %.3g s...\n" : "... Hit Ctrl-C to end.\n", env.duration);
+	printf("Kernel events: %s\n", source);
 	fflush(stdout);
 	while (!why) {
 		uint64_t now;
@@ -331,13 +335,16 @@ int main(int argc, char **argv)
 			last = now;
 		}
 	}
-	urt_blocked_bpf__detach(skel);
+	for (int i = 0; i < 3; i++)
+		bpf_link__destroy(links[i]);
 	bpf_link__destroy(enable);
 	ring_buffer__poll(rb, 0);
 	urt_want_current(&proc, false);
 	if (strcmp(why, "done"))
 		printf("(%s)\n", why);
 	report(bpf_map__fd(skel->maps.stacks));
+	if (proc.nrt > 1)
+		printf("\n%d runtimes followed\n", proc.nrt);
 	if (skel->bss->nr_lost)
 		printf("\n%llu blocks lost (ring buffer full)\n", (unsigned long long)skel->bss->nr_lost);
 	ring_buffer__free(rb);

@@ -14,10 +14,3 @@ static __always_inline int on_block_end(void *ctx, __u32 tid, struct urt_blk_sta
 {
 	return 0;
 }
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(urt_top_switch, bool preempt, struct task_struct *prev,
-	     struct task_struct *next, unsigned int prev_state)
-{
-	return urt_handle_switch(ctx, preempt, next, prev_state);
-}

@@ -164,29 +164,21 @@ static void add_target(pid_t pid)
 	ntargets++;
 }
 
+/* Runtimes a target created since the last refresh, and the workers of all. */
 static void update_tids(void)
 {
 	int fd = bpf_map__fd(skel->maps.tid_worker);
 
 	for (int i = 0; i < ntargets; i++) {
 		struct target *t = &targets[i];
+		int old = t->proc.nrt;
 
-		for (int r = 0; r < t->proc.nrt && !t->gone; r++) {
-			struct urt_rtview *rt = &t->proc.rt[r];
-			struct urt_slot_view sv[256];
-			struct urt_worker_view wv[512];
-
-			if (rt->hdr->nslots > 256 || rt->hdr->nworkers > 512)
-				continue;
-			if (urt_read_slots(t->proc.pid, rt, sv, wv) < 0)
-				continue;
-			for (unsigned int k = 0; k < rt->hdr->nworkers; k++) {
-				__u32 tid = (__u32)wv[k].tid, idx = k;
-
-				if (wv[k].tid > 0 && !wv[k].exited)
-					bpf_map_update_elem(fd, &tid, &idx, BPF_ANY);
-			}
-		}
+		if (t->gone)
+			continue;
+		if (urt_proc_rescan(&t->proc))
+			for (int r = old; r < t->proc.nrt; r++)
+				urt_rt_want_current(&t->proc.rt[r], true);
+		urt_map_tids(fd, &t->proc, NULL);
 	}
 }
 
@@ -356,7 +348,8 @@ int main(int argc, char **argv)
 				continue;
 			any = true;
 			for (int r = 0; r < t->proc.nrt && !t->gone; r++)
-				show_rt(t, &t->proc.rt[r], now);
+				if (!__atomic_load_n(&t->proc.rt[r].hdr->closed, __ATOMIC_ACQUIRE))
+					show_rt(t, &t->proc.rt[r], now);	/* destroyed: gone */
 		}
 		if (!any)
 			printf("no urt processes\n");

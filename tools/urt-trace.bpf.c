@@ -11,13 +11,7 @@
 
 
 #define URT_TASKS_ONLY false	/* every block of a worker */
+#define URT_KO_SOURCE 1	/* urt.ko's tracepoints, when it is loaded */
 #include "urt_block.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-SEC("tp_btf/sched_switch")
-int BPF_PROG(urt_trace_switch, bool preempt, struct task_struct *prev,
-	     struct task_struct *next, unsigned int prev_state)
-{
-	return urt_handle_switch(ctx, preempt, next, prev_state);
-}

@@ -6,10 +6,12 @@
  * slices on the worker, handoffs as flow arrows between threads, spawns,
  * wakes and steals as instant events. --summary prints a text summary instead.
  *
- * USAGE: urt-trace -p PID [-o FILE] [-m MIN_US] [--summary] [duration]
+ * USAGE: urt-trace -p PID [-o FILE] [-m MIN_US] [--summary] [--source SRC] [duration]
  *
  * Runtime events come from liburt's per-worker rings in shared memory
- * (written only while this tool runs); kernel blocks from sched_switch.
+ * (written only while this tool runs), of every runtime of the process,
+ * also ones it creates while recording; kernel blocks from urt.ko's
+ * tracepoints when the program uses the module, else from sched_switch.
  * The file is written when the duration ends, on Ctrl-C, or when the
  * program exits (then with everything it recorded up to its exit), to a
  * temporary name first and renamed: it is complete or absent.
@@ -36,7 +38,10 @@ static struct env {
 	uint64_t min_us;
 	bool summary;
 	bool verbose;
+	enum urt_ksrc source;
 } env = { .min_us = 10 };
+
+#define OPT_SOURCE	0x100
 
 const char *argp_program_version = "urt-trace 0.1";
 static const char doc[] =
@@ -44,19 +49,25 @@ static const char doc[] =
 "steals.\n"
 "Writes a Chrome trace event JSON file for the Perfetto UI, or a summary.\n"
 "\n"
-"USAGE: urt-trace -p PID [-o FILE] [-m MIN_US] [--summary] [duration]\n"
+"USAGE: urt-trace -p PID [-o FILE] [-m MIN_US] [--summary] [--source SRC] [duration]\n"
 "\n"
 "EXAMPLES:\n"
 "    urt-trace -p 1234 2            # 2 s into urt-trace-1234.json\n"
 "    urt-trace -p 1234 -o t.json    # until Ctrl-C or the program exits\n"
-"    urt-trace -p 1234 --summary 1  # text summary of one second\n";
+"    urt-trace -p 1234 --summary 1  # text summary of one second\n"
+"\n"
+"Kernel blocks come from urt.ko's tracepoints when the program uses the\n"
+"module, else from sched_switch (--source; the file's otherData and the\n"
+"summary say which).\n";
 
 static const struct argp_option opts[] = {
 	{ "pid", 'p', "PID", 0, "Process to record (required)", 0 },
 	{ "output", 'o', "FILE", 0, "Trace file (default urt-trace-PID.json)", 0 },
 	{ "min", 'm', "MIN_US", 0, "Record kernel blocks of at least MIN_US (default 10)", 0 },
 	{ "summary", 's', NULL, 0, "Print a text summary instead of writing a file", 0 },
-	{ "verbose", 'v', NULL, 0, "Verbose libbpf output", 0 },
+	{ "source", OPT_SOURCE, "SRC", 0,
+	  "Kernel events: auto (default), urt.ko (its tracepoints) or sched_switch", 0 },
+	{ "verbose", 'v', NULL, 0, "Verbose libbpf output, and which kernel events are used", 0 },
 	{ NULL, 'h', NULL, OPTION_HIDDEN, "Show the full help", 0 },
 	{},
 };
@@ -85,6 +96,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 'v':
 		env.verbose = true;
 		break;
+	case OPT_SOURCE:
+		env.source = urt_parse_source(arg);
+		break;
 	case 'h':
 		argp_state_help(state, stderr, ARGP_HELP_STD_HELP);
 		break;
@@ -107,7 +121,9 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 
 struct rec {
 	struct urt_shm_event e;
-	int worker;		/* ring index; nworkers: misc */
+	int rt;			/* runtime index in proc */
+	int worker;		/* ring index in that runtime */
+	bool misc;		/* the misc ring (monitor, outside threads) */
 };
 
 struct kblock {
@@ -116,6 +132,7 @@ struct kblock {
 
 struct thread {
 	int32_t tid;
+	int rt;			/* runtime index, with worker */
 	int worker;		/* -1: unknown */
 	char comm[20];
 };
@@ -129,6 +146,7 @@ static int nthreads;
 static uint64_t lost_rt, lost_kernel;
 static struct urt_proc proc;
 static uint64_t t0, tend;
+static char source[160];	/* where kernel blocks come from, and why */
 
 static void *grow(void *p, size_t *cap, size_t n, size_t elem)
 {
@@ -141,7 +159,7 @@ static void *grow(void *p, size_t *cap, size_t n, size_t elem)
 	return p;
 }
 
-static struct thread *thread_of(int32_t tid, int worker)
+static struct thread *thread_of(int32_t tid, int rt, int worker)
 {
 	struct thread *t;
 	char path[96];
@@ -149,8 +167,10 @@ static struct thread *thread_of(int32_t tid, int worker)
 
 	for (int i = 0; i < nthreads; i++) {
 		if (threads[i].tid == tid) {
-			if (threads[i].worker < 0)
+			if (threads[i].worker < 0) {
+				threads[i].rt = rt;
 				threads[i].worker = worker;
+			}
 			return &threads[i];
 		}
 	}
@@ -158,6 +178,7 @@ static struct thread *thread_of(int32_t tid, int worker)
 		return NULL;
 	t = &threads[nthreads++];
 	t->tid = tid;
+	t->rt = rt;
 	t->worker = worker;
 	snprintf(t->comm, sizeof(t->comm), "tid %d", tid);
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", proc.pid, tid);
@@ -170,11 +191,87 @@ static struct thread *thread_of(int32_t tid, int worker)
 	return t;
 }
 
-static void drain_rings(void)
+static int on_kblock(void *ctx, void *data, size_t len)
 {
-	for (int r = 0; r < proc.nrt; r++) {
+	const struct urt_blk_event *e = data;
+
+	if (len < sizeof(*e) || (tend && e->start_ns >= tend))
+		return 0;	/* began after the recording ended */
+	kbs = grow(kbs, &capkbs, nkbs, sizeof(*kbs));
+	kbs[nkbs++].e = *e;
+	thread_of(e->tid, 0, -1);
+	return 0;
+}
+
+/* Claims the rings of runtime r (one reader at a time) and turns its
+ * events on. A runtime found while recording that another urt-trace
+ * reads is left out with a warning; at the start that is an error. */
+static bool claim_rt(int r, bool at_start)
+{
+	struct urt_shm_hdr *h = proc.rt[r].hdr;
+	int32_t cur = 0, me = getpid();
+
+	while (!__atomic_compare_exchange_n(&h->ring_reader, &cur, me, false,
+					    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		if (cur > 0 && kill(cur, 0) == 0) {
+			if (at_start)
+				urt_die("pid %d is being recorded by another urt-trace (pid %d)",
+					proc.pid, cur);
+			urt_warn("runtime \"%.16s\" of pid %d is being recorded by another urt-trace (pid %d): left out",
+				 h->name, proc.pid, cur);
+			return false;
+		}
+		/* its owner died: take it over (cur holds the value seen) */
+	}
+	/* Start from now: drop what a dead reader left. */
+	for (unsigned int k = 0; k <= h->nworkers; k++) {
+		struct urt_shm_worker *sw = urt_shm_worker(&proc.rt[r], k);
+
+		__atomic_store_n(&sw->tail, __atomic_load_n(&sw->head, __ATOMIC_ACQUIRE),
+				 __ATOMIC_RELEASE);
+	}
+	__atomic_fetch_or(&h->flags, URT_SHM_EVENTS, __ATOMIC_SEQ_CST);
+	return true;
+}
+
+static bool *claimed;	/* per runtime index */
+static int nclaimed;
+
+static void claim_new(bool at_start)
+{
+	if (nclaimed < proc.nrt) {
+		bool *c = realloc(claimed, (size_t)proc.nrt * sizeof(*c));
+
+		if (!c)
+			urt_die("out of memory");
+		claimed = c;
+	}
+	for (; nclaimed < proc.nrt; nclaimed++) {
+		claimed[nclaimed] = claim_rt(nclaimed, at_start);
+		if (claimed[nclaimed])
+			urt_rt_want_current(&proc.rt[nclaimed], true);
+	}
+}
+
+static void release_rings(void)
+{
+	for (int r = 0; r < nclaimed; r++) {
 		struct urt_shm_hdr *h = proc.rt[r].hdr;
 
+		if (!claimed[r])
+			continue;
+		__atomic_fetch_and(&h->flags, ~URT_SHM_EVENTS, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&h->ring_reader, 0, __ATOMIC_SEQ_CST);
+	}
+}
+
+static void drain_rings(void)
+{
+	for (int r = 0; r < nclaimed; r++) {
+		struct urt_shm_hdr *h = proc.rt[r].hdr;
+
+		if (!claimed[r])
+			continue;
 		for (unsigned int k = 0; k <= h->nworkers; k++) {
 			struct urt_shm_worker *sw = urt_shm_worker(&proc.rt[r], k);
 			uint64_t head = __atomic_load_n(&sw->head, __ATOMIC_ACQUIRE);
@@ -186,14 +283,16 @@ static void drain_rings(void)
 				recs = grow(recs, &caprecs, nrecs, sizeof(*recs));
 				x = &recs[nrecs++];
 				x->e = sw->ev[tail & (h->ring_size - 1)];
+				x->rt = r;
 				x->worker = (int)k;
-				if (k < h->nworkers) {
-					thread_of(x->e.tid, (int)k);
+				x->misc = k == h->nworkers;
+				if (!x->misc) {
+					thread_of(x->e.tid, r, (int)k);
 				} else {
 					/* monitor, or a thread outside the runtime */
-					thread_of(x->e.tid, -1);
+					thread_of(x->e.tid, r, -1);
 					if (x->e.type == URT_EV_HANDOFF)
-						thread_of((int32_t)x->e.arg, -1);
+						thread_of((int32_t)x->e.arg, r, -1);
 				}
 			}
 			__atomic_store_n(&sw->tail, tail, __ATOMIC_RELEASE);
@@ -201,81 +300,17 @@ static void drain_rings(void)
 	}
 }
 
-static int on_kblock(void *ctx, void *data, size_t len)
+static void seen_worker(int rt, int worker, int32_t tid)
 {
-	const struct urt_blk_event *e = data;
-
-	if (len < sizeof(*e) || (tend && e->start_ns >= tend))
-		return 0;	/* began after the recording ended */
-	kbs = grow(kbs, &capkbs, nkbs, sizeof(*kbs));
-	kbs[nkbs++].e = *e;
-	thread_of(e->tid, -1);
-	return 0;
+	thread_of(tid, rt, worker);
 }
 
-static void claim_rings(void)
-{
-	for (int r = 0; r < proc.nrt; r++) {
-		struct urt_shm_hdr *h = proc.rt[r].hdr;
-		int32_t cur = 0, me = getpid();
-
-		while (!__atomic_compare_exchange_n(&h->ring_reader, &cur, me, false,
-						    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
-			if (cur > 0 && kill(cur, 0) == 0)
-				urt_die("pid %d is being recorded by another urt-trace (pid %d)",
-					proc.pid, cur);
-			/* its owner died: take it over (cur holds the value seen) */
-		}
-		/* Start from now: drop what a dead reader left. */
-		for (unsigned int k = 0; k <= h->nworkers; k++) {
-			struct urt_shm_worker *sw = urt_shm_worker(&proc.rt[r], k);
-
-			__atomic_store_n(&sw->tail, __atomic_load_n(&sw->head, __ATOMIC_ACQUIRE),
-					 __ATOMIC_RELEASE);
-		}
-		__atomic_fetch_or(&h->flags, URT_SHM_EVENTS, __ATOMIC_SEQ_CST);
-	}
-}
-
-static void release_rings(void)
-{
-	for (int r = 0; r < proc.nrt; r++) {
-		struct urt_shm_hdr *h = proc.rt[r].hdr;
-
-		__atomic_fetch_and(&h->flags, ~URT_SHM_EVENTS, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&h->ring_reader, 0, __ATOMIC_SEQ_CST);
-	}
-}
-
-static bool all_closed(void)
-{
-	for (int r = 0; r < proc.nrt; r++)
-		if (!__atomic_load_n(&proc.rt[r].hdr->closed, __ATOMIC_ACQUIRE))
-			return false;
-	return true;
-}
-
+/* Runtimes created since the last look, and the workers of all. */
 static void update_tids(struct urt_trace_bpf *skel)
 {
-	int fd = bpf_map__fd(skel->maps.tid_worker);
-
-	for (int r = 0; r < proc.nrt; r++) {
-		struct urt_rtview *rt = &proc.rt[r];
-		struct urt_slot_view sv[256];
-		struct urt_worker_view wv[512];
-
-		if (rt->hdr->nslots > 256 || rt->hdr->nworkers > 512 ||
-		    urt_read_slots(proc.pid, rt, sv, wv) < 0)
-			continue;
-		for (unsigned int k = 0; k < rt->hdr->nworkers; k++) {
-			__u32 tid = (__u32)wv[k].tid, idx = k;
-
-			if (wv[k].tid > 0 && !wv[k].exited) {
-				bpf_map_update_elem(fd, &tid, &idx, BPF_ANY);
-				thread_of(wv[k].tid, (int)k);
-			}
-		}
-	}
+	if (urt_proc_rescan(&proc))
+		claim_new(false);
+	urt_map_tids(bpf_map__fd(skel->maps.tid_worker), &proc, seen_worker);
 }
 
 /* ------------------------------------------------------------ output */
@@ -452,8 +487,15 @@ static void write_json(FILE *f)
 	fprintf(f, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"tool\":\"urt-trace\",\"pid\":%d,"
 		"\"comm\":", proc.pid);
 	json_str(f, proc.comm, sizeof(proc.comm));
-	fprintf(f, ",\"lost_runtime_events\":%llu,\"lost_kernel_events\":%llu},\"traceEvents\":[",
+	fprintf(f, ",\"lost_runtime_events\":%llu,\"lost_kernel_events\":%llu,\"kernel_source\":",
 		(unsigned long long)lost_rt, (unsigned long long)lost_kernel);
+	json_str(f, source, sizeof(source));
+	fprintf(f, ",\"runtimes\":[");
+	for (int r = 0; r < proc.nrt; r++) {
+		fputs(r ? "," : "", f);
+		json_str(f, proc.rt[r].hdr->name, sizeof(proc.rt[r].hdr->name));
+	}
+	fputs("]},\"traceEvents\":[", f);
 
 	ev_begin(f);
 	fprintf(f, "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"tid\":%d,\"args\":{\"name\":",
@@ -464,7 +506,10 @@ static void write_json(FILE *f)
 	for (int i = 0; i < nthreads; i++) {
 		struct thread *t = &threads[i];
 
-		if (t->worker >= 0)
+		if (t->worker >= 0 && proc.nrt > 1)	/* which runtime: its name and index */
+			snprintf(name, sizeof(name), "%s: %.16s#%d worker %d", t->comm,
+				 proc.rt[t->rt].hdr->name, t->rt, t->worker);
+		else if (t->worker >= 0)
 			snprintf(name, sizeof(name), "%s: worker %d", t->comm, t->worker);
 		else
 			snprintf(name, sizeof(name), "%s", t->comm);
@@ -475,7 +520,8 @@ static void write_json(FILE *f)
 		fputs("}}", f);
 		ev_begin(f);
 		fprintf(f, "{\"ph\":\"M\",\"name\":\"thread_sort_index\",\"pid\":%d,\"tid\":%d,"
-			"\"args\":{\"sort_index\":%d}}", proc.pid, t->tid, t->worker >= 0 ? t->worker : 1000);
+			"\"args\":{\"sort_index\":%d}}", proc.pid, t->tid,
+			t->worker >= 0 ? t->rt * 1000 + t->worker : 1000000);
 	}
 
 	/* Ring events of the workers: per thread, in time order. */
@@ -493,7 +539,7 @@ static void write_json(FILE *f)
 			if (!tmp)
 				urt_die("out of memory");
 			for (size_t m = i; m < j; m++)
-				if (recs[m].worker < (int)proc.rt[0].hdr->nworkers ||
+				if (!recs[m].misc ||
 				    (recs[m].e.type != URT_EV_HANDOFF && recs[m].e.type != URT_EV_BLOCK))
 					tmp[k++ - i] = recs[m];
 			thread_slices(f, tmp, k - i);
@@ -509,9 +555,19 @@ static void write_json(FILE *f)
 
 		if (e->end_ns < t0)
 			continue;
-		snprintf(args, sizeof(args), "{\"syscall\":\"%s\",\"syscall_nr\":%lld,\"us\":%.1f%s%llu}",
+		snprintf(args, sizeof(args), "{\"syscall\":\"%s\",\"syscall_nr\":%lld,\"us\":%.1f%s%llu",
 			 sc, (long long)e->syscall_nr, (e->end_ns - e->start_ns) / 1000.0,
 			 e->task ? ",\"task\":" : ",\"no_task\":", (unsigned long long)e->task);
+		if (e->task) {
+			FILE *m = fmemopen(args + strlen(args), sizeof(args) - strlen(args) - 2, "w");
+
+			if (m) {	/* the task's name, JSON-escaped */
+				fputs(",\"task_name\":", m);
+				json_str(m, e->name, sizeof(e->name));
+				fclose(m);
+			}
+		}
+		strcat(args, "}");
 		snprintf(name, sizeof(name), "%s", e->syscall_nr < 0 ? "off-cpu (no syscall)" : sc);
 		slice(f, "kernel", name, sizeof(name), e->tid, e->start_ns < t0 ? t0 : e->start_ns,
 		      e->end_ns, args);
@@ -557,7 +613,7 @@ static void write_json(FILE *f)
 					stop = kbs[k].e.start_ns;
 			for (size_t k = 0; k < nrecs; k++)
 				if (recs[k].e.tid == to && recs[k].e.ts > land && recs[k].e.ts < stop &&
-				    recs[k].worker < (int)proc.rt[0].hdr->nworkers)
+				    !recs[k].misc)
 					stop = recs[k].e.ts;
 			snprintf(name, sizeof(name), "took slot %d (%.8s)", e->slot, e->name);
 			slice(f, "handoff", name, sizeof(name), to, land, stop, args);
@@ -650,12 +706,18 @@ static void write_summary(FILE *f)
 		(unsigned long long)spawns, (unsigned long long)wakes, (unsigned long long)steals,
 		(unsigned long long)handoffs,
 		nkbs, (unsigned long long)env.min_us);
+	fprintf(f, "kernel events: %s; %d runtime%s followed\n", source, proc.nrt,
+		proc.nrt == 1 ? "" : "s");
 	if (lost_rt || lost_kernel)
 		fprintf(f, "lost events: %llu runtime, %llu kernel\n", (unsigned long long)lost_rt,
 			(unsigned long long)lost_kernel);
 	fprintf(f, "\n%-8s %-22s\n", "TID", "THREAD");
 	for (int i = 0; i < nthreads; i++) {
-		if (threads[i].worker >= 0)
+		if (threads[i].worker >= 0 && proc.nrt > 1)
+			fprintf(f, "%-8d %s (runtime %.16s#%d, worker %d)\n", threads[i].tid,
+				threads[i].comm, proc.rt[threads[i].rt].hdr->name, threads[i].rt,
+				threads[i].worker);
+		else if (threads[i].worker >= 0)
 			fprintf(f, "%-8d %s (worker %d)\n", threads[i].tid, threads[i].comm, threads[i].worker);
 		else
 			fprintf(f, "%-8d %s\n", threads[i].tid, threads[i].comm);
@@ -686,7 +748,7 @@ int main(int argc, char **argv)
 	static const struct argp argp = { .options = opts, .parser = parse_arg, .doc = doc };
 	struct urt_trace_bpf *skel;
 	struct ring_buffer *rb;
-	struct bpf_link *enable = NULL;
+	struct bpf_link *enable = NULL, *links[3] = {};
 	char bin[PATH_MAX], outbuf[PATH_MAX], tmp[PATH_MAX + 8];
 	uint64_t until, last_tids = 0;
 	const char *why = "duration ended";
@@ -708,24 +770,18 @@ int main(int argc, char **argv)
 		urt_bpf_fail("opening the BPF object", -errno);
 	skel->rodata->target_tgid = (__u32)env.pid;
 	skel->rodata->min_ns = env.min_us * 1000;
-	skel->rodata->shm_addr = proc.rt[0].hdr->shm_addr;
-	skel->rodata->shm_worker_off = proc.rt[0].hdr->worker_off;
-	skel->rodata->shm_worker_stride = proc.rt[0].hdr->worker_stride;
-	skel->rodata->shm_gen_off = offsetof(struct urt_shm_hdr, cur_gen);
 	err = urt_trace_bpf__load(skel);
 	if (err)
 		urt_bpf_fail("loading the BPF program", err);
-	err = urt_trace_bpf__attach(skel);
-	if (err)
-		urt_bpf_fail("attaching to sched_switch", err);
+	urt_attach_source(env.source, env.pid, skel->progs.urt_switch, skel->progs.urt_ko_block,
+			  skel->progs.urt_ko_unblock, links, source, sizeof(source));
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_kblock, NULL, NULL);
 	if (!rb)
 		urt_bpf_fail("creating the ring buffer", -errno);
 	if (urt_find_probe_binary(env.pid, bin, sizeof(bin)))
 		urt_die("pid %d: no urt USDT probes found in its liburt (built without <sys/sdt.h>?)",
 			env.pid);
-	claim_rings();
-	urt_want_current(&proc, true);
+	claim_new(true);
 	update_tids(skel);
 	urt_catch_signals();
 	t0 = urt_now_ns();
@@ -733,12 +789,15 @@ int main(int argc, char **argv)
 	if (!enable) {
 		err = -errno;
 		release_rings();
+		urt_want_current(&proc, false);
 		urt_bpf_fail("attaching to urt:enable", err);
 	}
 	until = env.duration > 0 ? t0 + (uint64_t)(env.duration * 1e9) : UINT64_MAX;
 	if (!env.summary)
 		fprintf(stderr, "urt-trace: recording pid %d (%s)%s... Ctrl-C to stop\n", env.pid,
 			proc.comm, env.duration > 0 ? " for the duration" : "");
+	if (env.verbose || !env.summary)
+		fprintf(stderr, "urt-trace: kernel events: %s\n", source);
 	for (;;) {
 		uint64_t now;
 
@@ -751,7 +810,8 @@ int main(int argc, char **argv)
 		}
 		if (now >= until)
 			break;
-		if (all_closed() || !urt_proc_alive(env.pid)) {
+		/* Not when its runtimes are closed: it may create another. */
+		if (!urt_proc_alive(env.pid)) {
 			why = "the program exited";
 			break;
 		}
@@ -764,12 +824,13 @@ int main(int argc, char **argv)
 	if (tend > until)
 		tend = until;
 	/* Kernel side first: after this no block is seen with a stale task. */
-	urt_trace_bpf__detach(skel);
+	for (int i = 0; i < 3; i++)
+		bpf_link__destroy(links[i]);
 	bpf_link__destroy(enable);
 	drain_rings();
 	ring_buffer__poll(rb, 0);
-	for (int r = 0; r < proc.nrt; r++)
-		for (unsigned int k = 0; k <= proc.rt[r].hdr->nworkers; k++)
+	for (int r = 0; r < nclaimed; r++)
+		for (unsigned int k = 0; claimed[r] && k <= proc.rt[r].hdr->nworkers; k++)
 			lost_rt += urt_shm_worker(&proc.rt[r], k)->lost;
 	lost_kernel = skel->bss->nr_lost;
 	urt_want_current(&proc, false);

@@ -6,6 +6,16 @@
 #ifndef URT_TOOLS_BPF_H
 #define URT_TOOLS_BPF_H
 
+/*
+ * Where a worker thread's "current task" record is (map tid_worker, filled
+ * by user space for every runtime of the target): addresses in the
+ * target, read by the BPF program while the worker is current.
+ */
+struct urt_tid_info {
+	__u64 cur_addr;		/* its struct urt_shm_worker */
+	__u64 gen_addr;		/* its runtime's urt_shm_hdr.cur_gen */
+};
+
 /* A thread of the target that is off the CPU right now (map "blocked"). */
 struct urt_blk_start {
 	__u64 start_ns;

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""check_trace.py TRACE.json [--hog] [--wake] [TASK...] - checks a urt-trace file.
+"""check_trace.py TRACE.json [--hog] [--wake] [--kblock TASK:SYSCALL]... [TASK...]
+- checks a urt-trace file.
 
 A Chrome trace event file that Perfetto can open: the JSON parses; every
 event has ph, pid, tid, ts; one thread_name per track, at least one of them
@@ -11,6 +12,8 @@ start "s" has a finish "f" with the same id on another thread.
 on another thread. --wake: wake instants (ph "i", cat "wake", args task
 and waker_task) on named tracks: one from a task to another task on a
 worker track, one from a thread outside the runtime (a non-worker track).
+--kblock TASK:SYSCALL: a kernel block slice named SYSCALL while task
+TASK ran (args.task_name), lasting 10 to 200 ms.
 Prints what it found; exits 1 with the reason otherwise.
 """
 import json
@@ -27,6 +30,11 @@ def main():
     args = sys.argv[1:]
     want_hog = "--hog" in args
     want_wake = "--wake" in args
+    kblocks = []
+    while "--kblock" in args:
+        i = args.index("--kblock")
+        kblocks.append(tuple(args[i + 1].split(":", 1)))
+        del args[i:i + 2]
     args = [a for a in args if a not in ("--hog", "--wake")]
     path, tasks = args[0], args[1:]
     with open(path) as f:
@@ -38,6 +46,7 @@ def main():
     slices = defaultdict(list)
     flows_s, flows_f = {}, {}
     kernel = 0
+    kb_seen = defaultdict(list)
     task_names = set()
     hog_instants, hog_flows = 0, set()
     wakes = []
@@ -65,6 +74,9 @@ def main():
                 task_names.add(e["name"])
             if e.get("cat") == "kernel":
                 kernel += 1
+                tn = e.get("args", {}).get("task_name")
+                if tn:
+                    kb_seen[(tn, e["name"])].append(e["dur"] / 1000.0)
         elif ph == "s":
             flows_s[e["id"]] = e["tid"]
             if e.get("args", {}).get("why") == "hog":
@@ -87,6 +99,12 @@ def main():
             fail("no slice for task %r (have %r)" % (t, sorted(task_names)[:10]))
     if not kernel:
         fail("no kernel block slice")
+    for task, sc in kblocks:
+        ms = kb_seen.get((task, sc), [])
+        if not [d for d in ms if 10 <= d <= 200]:
+            fail("no kernel block %s of task %s lasting 10-200 ms (%r; have %r)" %
+                 (sc, task, ms[:5], sorted(kb_seen)[:12]))
+        print("task %s blocked in %s: %d blocks, max %.1f ms" % (task, sc, len(ms), max(ms)))
     for tid, sl in slices.items():
         if tid not in names:
             fail("slices on tid %d without a thread_name" % tid)

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/../.."
 B=${BUILD:-build}
 T=$B/tools
 V=$B/selftests/tools/victim
+M=$B/selftests/tools/multirt
 CHECK=selftests/tools/check_trace.py
 tmp=$(mktemp -d)
 pass=0 fail=0 skip=0 n=0
@@ -36,6 +37,29 @@ start_victim() {
 		sleep 0.05
 	done
 	echo "# victim did not start: $(cat "$out")"
+	return 1
+}
+
+# start_multirt ARGS...: multirt in the background, sets $MP once it runs
+start_multirt() {
+	local out=$tmp/multirt.$RANDOM
+	"$M" "$@" > "$out" 2>&1 &
+	MP=$!
+	victims+=("$MP")
+	for _ in $(seq 100); do
+		grep -q '^ready' "$out" && return 0
+		sleep 0.05
+	done
+	echo "# multirt did not start: $(cat "$out")"
+	return 1
+}
+
+# wait_for FILE PATTERN: until PATTERN is in FILE (a tool says it attached), 20 s
+wait_for() {
+	for _ in $(seq 400); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		sleep 0.05
+	done
 	return 1
 }
 
@@ -73,6 +97,7 @@ done
 one_line_error "urt-trace without -p says -p is required" "required" "$T/urt-trace" 1
 one_line_error "urt-blocked with a bad duration says so" "invalid duration" "$T/urt-blocked" -p 1 abc
 one_line_error "urt-blocked with -m above -M says so" "above max" "$T/urt-blocked" -p 1 -m 10 -M 5
+one_line_error "urt-trace with a bad --source says so" "invalid source" "$T/urt-trace" -p 1 --source=perf 1
 
 # ---- liburt carries its USDT probes (bpftrace, and the tools' enable probe)
 probes=$(readelf -n "$V" 2>/dev/null | grep -A1 'Provider: urt' | grep -o 'Name: [a-z]*' | sort -u | cut -c7- | tr '\n' ' ')
@@ -191,6 +216,71 @@ if ! bpf_skip "urt-trace shows a hog handoff as a flow"; then
 	fi
 	kill "$VP" 2>/dev/null
 fi
+# ---- which kernel events: urt.ko's tracepoints only where the module is
+# loaded (the VM suite, selftests/vm/tools_kmod.sh), sched_switch here
+if ! bpf_skip "the tools say which kernel events they use"; then
+	start_victim -s 5 block
+	if [ -e /dev/urt ]; then want='urt.ko'; else want='sched_switch (urt.ko not loaded)'; fi
+	timeout 30 "$T/urt-blocked" -p "$VP" -K 0 0.5 > "$tmp/src" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && grep -qF "Kernel events: $want" "$tmp/src"; then
+		ok "urt-blocked says which kernel events it uses ($want)"
+	else
+		nok "urt-blocked says which kernel events it uses" "exit $rc, want '$want'" "$(head -5 "$tmp/src")"
+	fi
+	if [ -e /dev/urt ]; then
+		timeout 30 "$T/urt-blocked" -p "$VP" -K 0 --source=sched_switch 0.5 > "$tmp/src" 2>&1
+		if grep -qF "Kernel events: sched_switch (asked for)" "$tmp/src"; then
+			ok "urt-blocked --source=sched_switch uses sched_switch"
+		else
+			nok "urt-blocked --source=sched_switch uses sched_switch" "$(head -5 "$tmp/src")"
+		fi
+	else
+		one_line_error "urt-blocked --source=urt.ko without urt.ko is one clear line" "urt.ko is not loaded" \
+			"$T/urt-blocked" -p "$VP" --source=urt.ko 1
+	fi
+	kill "$VP" 2>/dev/null
+fi
+
+# ---- every runtime of a process: rtA from the start, rtB created while
+# the tool runs, destroyed, rtC created in its place (multirt.c)
+if ! bpf_skip "urt-blocked follows every runtime, also ones created while it runs"; then
+	start_multirt -s 6
+	timeout 30 "$T/urt-blocked" -p "$MP" -K 0 2.5 > "$tmp/mblk" 2>&1 & tp=$!
+	if wait_for "$tmp/mblk" '^Kernel events'; then kill -USR1 "$MP"; fi
+	wait "$tp"; rc=$?
+	bad=
+	for want in blockA:read blockB:poll blockC:clock_nanosleep; do
+		max=$(grep -o "task \"${want%%:*}\".*blocked in ${want#*:}:.*max [0-9.]*ms" "$tmp/mblk" |
+			grep -o 'max [0-9.]*' | grep -o '[0-9.]*$')
+		if [ -z "$max" ] || ! awk -v m="$max" 'BEGIN { exit !(m >= 20 && m <= 100) }'; then
+			bad="$bad $want(max '$max')"
+		fi
+	done
+	if [ $rc -eq 0 ] && [ -z "$bad" ] && grep -q '^3 runtimes followed' "$tmp/mblk"; then
+		ok "urt-blocked follows every runtime, also ones created while it runs"
+	else
+		nok "urt-blocked follows every runtime, also ones created while it runs" \
+			"exit $rc, missing or off:$bad" "$(grep -E '^task|runtimes|Kernel' "$tmp/mblk")"
+	fi
+	kill "$MP" 2>/dev/null
+fi
+if ! bpf_skip "urt-trace follows every runtime, also ones created while it records"; then
+	start_multirt -s 6
+	timeout 30 "$T/urt-trace" -p "$MP" -o "$tmp/m.json" 2.5 > "$tmp/mtr" 2>&1 & tp=$!
+	if wait_for "$tmp/mtr" 'recording pid'; then kill -USR1 "$MP"; fi
+	wait "$tp"; rc=$?
+	if [ $rc -eq 0 ] && python3 "$CHECK" "$tmp/m.json" --kblock blockA:read --kblock blockB:poll \
+		--kblock blockC:clock_nanosleep blockA blockB blockC > "$tmp/chk" 2>&1 &&
+	   python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["otherData"]["runtimes"]; sys.exit(r != ["rtA", "rtB", "rtC"])' "$tmp/m.json"; then
+		ok "urt-trace follows every runtime, also ones created while it records"
+		sed 's/^/# /' "$tmp/chk"
+	else
+		nok "urt-trace follows every runtime, also ones created while it records" "exit $rc" \
+			"$(cat "$tmp/mtr" "$tmp/chk" 2>/dev/null | head -20)"
+	fi
+	kill "$MP" 2>/dev/null
+fi
+
 if ! bpf_skip "a program exiting mid-recording leaves a complete trace"; then
 	start_victim -s 1 block short
 	start=$(date +%s)
