@@ -74,3 +74,20 @@ install-tools: tools
 	install -m 755 $(TOOLS_BINS) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(addprefix tools/man/,$(addsuffix .8,$(TOOLS))) $(DESTDIR)$(MANDIR)/man8/
 install: install-tools
+
+# ---- static copies for the VM suite (selftests/vm/tools_kmod.sh runs them
+# with urt.ko loaded): the initramfs has no libc. libbpf.a, libelf.a and
+# libz.a are Debian's (libbpf-dev, libelf-dev, zlib1g-dev).
+#   make vm-tools          $(BUILD)/vm-tools/: the tools, victim, multirt, json_check
+VM_TOOLS_OUT := $(BUILD)/vm-tools
+VM_TOOLS     := urt-blocked urt-trace victim multirt json_check
+.PHONY: vm-tools
+vm-tools: deps $(addprefix $(VM_TOOLS_OUT)/,$(VM_TOOLS))
+$(VM_TOOLS_OUT):
+	$(Q)mkdir -p $@
+$(VM_TOOLS_OUT)/urt-%: tools/urt-%.c $(TOOLS_OUT)/urt-%.skel.h $(TOOLS_OUT)/common.o tools/common.h tools/urt_tools.h lib/trace_shm.h | $(VM_TOOLS_OUT)
+	@echo "  CC      $@ (static)"
+	$(Q)$(CC) $(TOOLS_CFLAGS) -static -o $@ $< $(TOOLS_OUT)/common.o $(TOOLS_LIBS)
+$(VM_TOOLS_OUT)/%: selftests/tools/%.c $(BUILD)/liburt.a | $(VM_TOOLS_OUT)
+	@echo "  CC      $@ (static)"
+	$(Q)$(CC) $(URT_CFLAGS) -fno-omit-frame-pointer -static -o $@ $< $(BUILD)/liburt.a $(URT_LDFLAGS)

@@ -81,6 +81,26 @@ vm_add_lib_tests() {
 	done
 }
 
+# vm_add_tools IR: the tools' test with urt.ko loaded (tools_kmod.sh) and
+# static copies of what it runs (make vm-tools) into IR/tests; it runs
+# before urt_rmmod (or last, if there is none).
+vm_add_tools() {
+	local ir=$1 t
+	log "building static tools for the VM (make vm-tools)"
+	make -s -C "$root" SAN= BUILD=build -j2 vm-tools >&2 || die "make vm-tools failed"
+	mkdir -p "$ir/tests/tools"
+	for t in urt-blocked urt-trace victim multirt json_check; do
+		cp "$root/build/vm-tools/$t" "$ir/tests/tools/$t" || die "no build/vm-tools/$t"
+	done
+	cp "$root/selftests/vm/tools_kmod.sh" "$ir/tests/tools_kmod"
+	chmod 755 "$ir/tests/tools_kmod"
+	if grep -qx urt_rmmod "$ir/tests/order"; then
+		sed -i '/^urt_rmmod$/i tools_kmod' "$ir/tests/order"
+	else
+		echo tools_kmod >>"$ir/tests/order"
+	fi
+}
+
 # Builds urt.ko (with sparse: any warning fails), the tests, the initramfs.
 vm_build() {
 	local ksft out t libtests
@@ -129,6 +149,7 @@ vm_build() {
 	done
 	# shellcheck disable=SC2086 # a list of names
 	[ -z "$libtests" ] || vm_add_lib_tests "$ir" $libtests
+	vm_add_tools "$ir"
 	(cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) \
 		>"$bdir/initramfs.cpio"
 }
