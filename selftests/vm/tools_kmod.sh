@@ -46,7 +46,7 @@ start() {
 	pids="$pids $P"
 	i=0
 	while [ $i -lt 200 ]; do
-		grep -q '^ready' "$out" && return 0
+		grep -q '^ready' "$out" 2>/dev/null && return 0
 		sleep 0.05
 		i=$((i + 1))
 	done
