@@ -339,7 +339,8 @@ def render_vm(vm):
              "the host, and the guest's clock follows the host's. Compare the "
              "columns within a row, and each cell with the VM's own no-blocking "
              "run (in brackets: the ratio to starvation none with the same "
-             "monitor, the ideal inside the VM)." % vm["seconds"])
+             "monitor, the ideal inside the VM). These are the kmod rows that the "
+             "host's tables above cannot have." % vm["seconds"])
     c = vm["cells"]
     workers = sorted({k[1] for k in c})
     mons = [m for m in VM_MONITORS if any(k[2] == m for k in c)]
@@ -394,6 +395,20 @@ def render_vm(vm):
                     cells.append("%.0f / %.0f" % (p50[0], p99[0]) if p50 and p99 else "-")
                 if any(x != "-" for x in cells):
                     L.append("| %s | %d | %s |" % (wl, n, " | ".join(cells)))
+    tgt = []
+    for label, wl in VM_STARVE[1:]:
+        for n in workers:
+            for m in ("kmod", "bpf"):
+                v, i = cell(wl, n, m), cell("starve_none", n, m)
+                if v and i:
+                    r = v[0] / i[0]
+                    tgt.append("- starvation: %s, %d worker%s, monitor %s: %.2f x the VM's "
+                               "ideal (target <= 1.10): %s" % (
+                                   label, n, "s" if n > 1 else "", m, r,
+                                   "met" if r <= 1.10 else "not met"))
+    if tgt:
+        L.append("\n### Targets inside the VM (issue 6; emulated, so indicative only)\n")
+        L.extend(tgt)
     for note in vm["notes"]:
         L.append("\n- %s" % note)
     if vm["why"]:
