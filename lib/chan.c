@@ -11,6 +11,9 @@
  *                   waiter's buffer) and then notifies it.
  *   precvq, psendq  poll-task registrations (struct pnode, one per task
  *                   and direction): wake-only, the task retries when polled.
+ *                   A hash table keyed by (task, direction) finds a task's
+ *                   registration in O(1) (tens of thousands of poll tasks
+ *                   may wait on one channel).
  *
  * Invariants, under ch->lock:
  *   I1  recvq non-empty  =>  len == 0 and !closed
@@ -24,7 +27,10 @@
  *   I3  a poll registration exists only while its task last saw the
  *       operation fail; each element buffered (slot freed) wakes at most
  *       one live poll task of the other side ("a token"), and every
- *       success chains the wake-up on if more work remains, so a token
+ *       success chains the wake-up on if more work remains (a sender
+ *       that hands its element straight to a waiting receiver leaves
+ *       the free slot it may have been woken for, so it passes the
+ *       token to the next poll sender), so a token
  *       dropped by a task that never polls again stalls the other poll
  *       tasks only until the channel's next operation.
  *   I4  close wakes every waiter; nobody links after close.
@@ -54,7 +60,9 @@
 /* A poll task's registration on one queue. Holds a task reference. */
 struct pnode {
 	struct pnode *next, *prev;
+	struct pnode *hnext;	/* hash bucket chain (struct urt_chan.ptab) */
 	struct urt_task *task;
+	bool send;
 };
 
 struct plist {
@@ -72,6 +80,10 @@ struct urt_chan {
 	char *buf;
 	struct urt_wlist recvq, sendq;
 	struct plist precvq, psendq;
+	/* Every linked pnode of both queues, by (task, send); a power of two
+	 * buckets, at least npreg of them (load factor <= 1), or none. */
+	struct pnode **ptab;
+	size_t ptab_size, npreg;
 };
 
 /* Select claim word values; >= 0 is the index of the winning case. */
@@ -190,26 +202,86 @@ static void plist_unlink(struct plist *l, struct pnode *n)
 	n->next = n->prev = NULL;
 }
 
-static struct pnode *plist_find(const struct plist *l, const struct urt_task *t)
+static inline size_t preg_hash(const struct urt_chan *ch, const struct urt_task *t, bool send)
+{
+	uint64_t k = ((uint64_t)(uintptr_t)t >> 4) ^ send;
+
+	return (size_t)((k * 0x9e3779b97f4a7c15ull) >> 32) & (ch->ptab_size - 1);
+}
+
+static struct pnode *preg_find(const struct urt_chan *ch, const struct urt_task *t, bool send)
 {
 	struct pnode *n;
 
-	for (n = l->head; n; n = n->next)
-		if (n->task == t)
+	if (!ch->npreg)
+		return NULL;
+	for (n = ch->ptab[preg_hash(ch, t, send)]; n; n = n->hnext)
+		if (n->task == t && n->send == send)
 			return n;
 	return NULL;
+}
+
+/* Links n into its queue and the table, which has room (preg_room). */
+static void preg_add(struct urt_chan *ch, struct pnode *n)
+{
+	struct pnode **b = &ch->ptab[preg_hash(ch, n->task, n->send)];
+
+	plist_push(n->send ? &ch->psendq : &ch->precvq, n);
+	n->hnext = *b;
+	*b = n;
+	ch->npreg++;
+}
+
+/* Unlinks n from its queue and the table. */
+static void preg_del(struct urt_chan *ch, struct pnode *n)
+{
+	struct pnode **b = &ch->ptab[preg_hash(ch, n->task, n->send)];
+
+	while (*b != n)
+		b = &(*b)->hnext;
+	*b = n->hnext;
+	plist_unlink(n->send ? &ch->psendq : &ch->precvq, n);
+	ch->npreg--;
+}
+
+/* Table size needed for one more registration; 0 if the table has room. */
+static size_t preg_room(const struct urt_chan *ch)
+{
+	if (ch->npreg < ch->ptab_size)
+		return 0;
+	return ch->ptab_size ? ch->ptab_size * 2 : 16;
+}
+
+/* Moves every registration into tab (size buckets, zeroed); returns the old table. */
+static struct pnode **preg_rehash(struct urt_chan *ch, struct pnode **tab, size_t size)
+{
+	struct pnode **old = ch->ptab, *n, *next;
+	size_t old_size = ch->ptab_size;
+
+	ch->ptab = tab;
+	ch->ptab_size = size;
+	for (size_t i = 0; i < old_size; i++) {
+		for (n = old[i]; n; n = next) {
+			size_t h = preg_hash(ch, n->task, n->send);
+
+			next = n->hnext;
+			n->hnext = tab[h];
+			tab[h] = n;
+		}
+	}
+	return old;
 }
 
 /*
  * Hands one wake-up token to the first poll task of l that can still use
  * it; registrations of tasks that already completed are dropped on the way.
  */
-static void ppop_one(struct plist *l, struct wake *wk)
+static void ppop_one(struct urt_chan *ch, struct plist *l, struct wake *wk)
 {
 	struct pnode *n;
 
 	while ((n = l->head)) {
-		plist_unlink(l, n);
+		preg_del(ch, n);
 		n->next = wk->p;
 		wk->p = n;
 		if (!(atomic_load_explicit(&n->task->state, memory_order_acquire) &
@@ -218,12 +290,12 @@ static void ppop_one(struct plist *l, struct wake *wk)
 	}
 }
 
-static void ppop_all(struct plist *l, struct wake *wk)
+static void ppop_all(struct urt_chan *ch, struct plist *l, struct wake *wk)
 {
 	struct pnode *n;
 
 	while ((n = l->head)) {
-		plist_unlink(l, n);
+		preg_del(ch, n);
 		n->next = wk->p;
 		wk->p = n;
 	}
@@ -295,6 +367,13 @@ again:
 		cp(ch, w->value, e);
 		t->result = 0;
 		wk->w = t;
+		/*
+		 * The ring's free slot is still free: if a poll sender woke us
+		 * for it (I3), its token is unused; pass it on, or the poll
+		 * senders left would wait for a slot that never frees again.
+		 */
+		if (ch->psendq.head)
+			ppop_one(ch, &ch->psendq, wk);
 		return 0;
 	}
 	if (!has_room(ch)) {
@@ -306,9 +385,9 @@ again:
 		goto again;
 	}
 	ring_push(ch, e);
-	ppop_one(&ch->precvq, wk);
+	ppop_one(ch, &ch->precvq, wk);
 	if (has_room(ch) && ch->psendq.head)
-		ppop_one(&ch->psendq, wk);	/* pass an unused token on */
+		ppop_one(ch, &ch->psendq, wk);	/* pass an unused token on */
 	return 0;
 }
 
@@ -334,9 +413,9 @@ static int recv_locked(struct urt_chan *ch, void *e, struct wake *wk)
 		break;
 	}
 	if (!wk->w && ch->psendq.head)
-		ppop_one(&ch->psendq, wk);
+		ppop_one(ch, &ch->psendq, wk);
 	if (ch->len && ch->precvq.head)
-		ppop_one(&ch->precvq, wk);	/* pass an unused token on */
+		ppop_one(ch, &ch->precvq, wk);	/* pass an unused token on */
 	return 0;
 }
 
@@ -496,8 +575,8 @@ int urt_chan_close(urt_chan *ch)
 			todo = t;
 		}
 	}
-	ppop_all(&ch->precvq, &wk);
-	ppop_all(&ch->psendq, &wk);
+	ppop_all(ch, &ch->precvq, &wk);
+	ppop_all(ch, &ch->psendq, &wk);
 	urt__spin_unlock(&ch->lock);
 	while ((w = todo)) {
 		todo = w->value;
@@ -533,6 +612,7 @@ int urt_chan_destroy(urt_chan *ch)
 			pnode_free(n);
 		}
 	}
+	free(ch->ptab);
 	free(ch->buf);
 	free(ch);
 	return 0;
@@ -598,10 +678,10 @@ int urt_chan_try_recv(urt_chan *ch, void *elem)
 static enum urt_poll chan_poll(urt_chan *ch, urt_cx *cx, void *elem,
 			       int *err, bool send)
 {
-	struct pnode *fresh = NULL, *n;
+	struct pnode *fresh = NULL, *n, **tab = NULL;
+	size_t tab_size = 0, want;
 	struct wake wk = { 0 };
 	struct urt_task *t;
-	struct plist *l;
 	int r;
 
 	if (!ch || !cx || bad_elem(ch, elem)) {
@@ -610,45 +690,65 @@ static enum urt_poll chan_poll(urt_chan *ch, urt_cx *cx, void *elem,
 		return URT_READY;
 	}
 	t = urt__cx_task(cx);
-	l = send ? &ch->psendq : &ch->precvq;
 	urt__spin_lock(&ch->lock);
 again:
 	r = send ? send_locked(ch, elem, &wk) : recv_locked(ch, elem, &wk);
 	if (r == -EAGAIN && urt_cx_cancelled(cx))
 		r = -ECANCELED;
 	if (r != -EAGAIN) {
-		n = plist_find(l, t);
+		n = preg_find(ch, t, send);
 		if (n)
-			plist_unlink(l, n);
+			preg_del(ch, n);
 		urt__spin_unlock(&ch->lock);
 		flush(&wk);
 		if (n)
 			pnode_free(n);
 		goto out;
 	}
-	if (!plist_find(l, t)) {
-		if (!fresh) {
+	if (!preg_find(ch, t, send)) {
+		want = preg_room(ch);
+		if (!fresh || want > tab_size) {
+			/* Allocate outside the lock, then look again. */
 			urt__spin_unlock(&ch->lock);
 			flush(&wk);
-			fresh = malloc(sizeof(*fresh));
 			if (!fresh) {
-				r = -ENOMEM;
-				goto out;
+				fresh = malloc(sizeof(*fresh));
+				if (!fresh) {
+					r = -ENOMEM;
+					goto out;
+				}
+				urt__task_ref(t);
+				fresh->task = t;
+				fresh->send = send;
 			}
-			urt__task_ref(t);
-			fresh->task = t;
+			if (want > tab_size) {
+				free(tab);
+				tab = calloc(want, sizeof(*tab));
+				tab_size = want;
+				if (!tab) {
+					r = -ENOMEM;
+					goto out;
+				}
+			}
 			urt__spin_lock(&ch->lock);
 			goto again;
 		}
-		plist_push(l, fresh);
+		if (want) {
+			/* ours is big enough: swap it in, free the old one below */
+			tab = preg_rehash(ch, tab, tab_size);
+			tab_size = 0;
+		}
+		preg_add(ch, fresh);
 		fresh = NULL;
 	}
 	urt__spin_unlock(&ch->lock);
 	flush(&wk);
+	free(tab);
 	if (fresh)
 		pnode_free(fresh);
 	return URT_PENDING;
 out:
+	free(tab);
 	if (fresh)
 		pnode_free(fresh);
 	if (err)

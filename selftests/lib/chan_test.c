@@ -934,6 +934,115 @@ TEST(poll_task_polled_again_and_again_while_pending_still_gets_its_element)
 	ASSERT_EQ(0, urt_destroy(rt));
 }
 
+/*
+ * Many poll tasks waiting on one channel: each finds (and drops) its own
+ * registration in O(1), and every element reaches exactly one of them.
+ */
+#define MANY_POLLERS 20000
+
+struct poll_one {
+	urt_chan *ch;
+	atomic_int *seen;
+	int err;
+	bool yield;
+};
+
+static enum urt_poll poll_recv_one(void *state, urt_cx *cx, void **result)
+{
+	struct poll_one *p = state;
+	int v, err;
+
+	if (urt_chan_poll_recv(p->ch, cx, &v, &err) == URT_PENDING) {
+		if (p->yield)
+			urt_cx_yield(cx);	/* polled again while registered */
+		return URT_PENDING;
+	}
+	if (err)
+		p->err = err;
+	else if (v < 0 || v >= MANY_POLLERS)
+		p->err = -ERANGE;
+	else
+		atomic_fetch_add(&p->seen[v], 1);
+	*result = NULL;
+	return URT_READY;
+}
+
+static enum urt_poll poll_send_one(void *state, urt_cx *cx, void **result)
+{
+	struct poll_one *p = state;
+	int err, zero = 0;
+
+	if (urt_chan_poll_send(p->ch, cx, &zero, &err) == URT_PENDING)
+		return URT_PENDING;
+	p->err = err;
+	*result = NULL;
+	return URT_READY;
+}
+
+static void *drain(void *arg)
+{
+	struct poll_one *p = arg;
+	int v;
+
+	for (int i = 0; i < MANY_POLLERS; i++)
+		CHECK(urt_chan_recv(p->ch, &v) == 0 && v == 0);
+	return NULL;
+}
+
+TEST(tens_of_thousands_of_poll_tasks_wait_on_one_channel)
+{
+	urt_rt *rt = test_rt(2);
+	urt_chan *ch = urt_chan_create(sizeof(int), 0);
+	urt_chan *bounded = urt_chan_create(sizeof(int), 1);
+	struct poll_one *p = calloc(MANY_POLLERS, sizeof(*p));
+	atomic_int *seen = calloc(MANY_POLLERS + 1, sizeof(*seen));
+	urt_task_t *t = calloc(MANY_POLLERS, sizeof(*t));
+	struct poll_one dp = { bounded, NULL, 0, false };
+	urt_task_t d;
+
+	ASSERT_NE(NULL, ch);
+	ASSERT_NE(NULL, bounded);
+	ASSERT_NE(NULL, p);
+	ASSERT_NE(NULL, seen);
+	ASSERT_NE(NULL, t);
+	/* receivers: all register before the first element arrives */
+	for (int i = 0; i < MANY_POLLERS; i++) {
+		p[i] = (struct poll_one){ ch, seen + 1, 0, i % 7 == 0 };
+		t[i] = urt_spawn_poll(rt, poll_recv_one, &p[i], NULL);
+		ASSERT_NE(0, t[i].id);
+	}
+	usleep(20000);
+	for (int i = 0; i < MANY_POLLERS; i++)
+		ASSERT_EQ(0, urt_chan_send(ch, &i));
+	for (int i = 0; i < MANY_POLLERS; i++)
+		ASSERT_EQ(NULL, join_ok(t[i]));
+	for (int i = 0; i < MANY_POLLERS; i++) {
+		ASSERT_EQ(0, p[i].err);
+		ASSERT_EQ(1, atomic_load(&seen[i + 1]));
+	}
+	ASSERT_EQ(0, urt_chan_destroy(ch));	/* no registration left */
+
+	/* senders on a full channel of capacity 1, one fiber draining it */
+	for (int i = 0; i < MANY_POLLERS; i++) {
+		p[i] = (struct poll_one){ bounded, seen + 1, 0, false };
+		t[i] = urt_spawn_poll(rt, poll_send_one, &p[i], NULL);
+		ASSERT_NE(0, t[i].id);
+	}
+	usleep(20000);
+	d = urt_spawn(rt, drain, &dp);
+	ASSERT_EQ(NULL, join_ok(d));
+	for (int i = 0; i < MANY_POLLERS; i++) {
+		ASSERT_EQ(NULL, join_ok(t[i]));
+		ASSERT_EQ(0, p[i].err);
+	}
+	ASSERT_EQ(0, urt_chan_len(bounded));
+	ASSERT_EQ(0, urt_chan_destroy(bounded));
+	free(t);
+	free(seen);
+	free(p);
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+
 struct eperm {
 	urt_chan *ch;
 	int r[4];
