@@ -35,10 +35,20 @@
 void urt__ctx_switch(void **save_sp, void *load_sp) URT_HIDDEN;
 void urt__ctx_entry(void) URT_HIDDEN;
 
-/* Pool sizes: a timer-heavy program keeps thousands of fibers coming and
- * going; unmapping and re-faulting their stacks would dominate. */
+/*
+ * Pool sizes: a timer-heavy program keeps thousands of fibers coming and
+ * going; unmapping and re-faulting their stacks would dominate. Each
+ * worker keeps a small hot cache (no lock); the runtime's pool keeps
+ * STACK_CACHE_RT stacks for good and, above that, every stack given back,
+ * as long as it is used again: once a second (checked when stacks are
+ * given back) the pool unmaps as many as it never dipped into since the
+ * last check (its low-water mark). So a program that keeps 10,000 fibers
+ * coming and going keeps their stacks, and one that had a burst gives
+ * the memory back a second or two later.
+ */
 #define STACK_CACHE_WORKER	64
 #define STACK_CACHE_RT		1024
+#define STACK_TRIM_NS		1000000000LL
 
 static size_t page_size(void)
 {
@@ -107,7 +117,7 @@ static struct urt_stack *stack_get(struct urt_worker *w, struct urt_rt *rt, size
 	struct urt_stack *s = NULL;
 
 	if (size != rt->stack_size)
-		return stack_map(size);
+		return stack_map(size);	/* not pooled */
 	if (w && w->stack_cache) {
 		s = w->stack_cache;
 		w->stack_cache = s->next;
@@ -118,10 +128,41 @@ static struct urt_stack *stack_get(struct urt_worker *w, struct urt_rt *rt, size
 	if (rt->stack_free) {
 		s = rt->stack_free;
 		rt->stack_free = s->next;
-		rt->nstack_free--;
+		if (--rt->nstack_free < rt->nstack_low)
+			rt->nstack_low = rt->nstack_free;
 	}
 	urt__spin_unlock(&rt->slab_lock);
-	return s ? s : stack_map(size);
+	if (!s && (s = stack_map(size)))
+		s->pooled = true;
+	return s;
+}
+
+/*
+ * Under slab_lock, with the pool above STACK_CACHE_RT: once a second,
+ * takes out the stacks the pool never dipped into since the last time
+ * (the caller unmaps them after the unlock).
+ */
+static struct urt_stack *stack_trim_locked(struct urt_rt *rt)
+{
+	struct urt_stack *out = NULL, *s;
+	int64_t now = urt_now();
+	unsigned int n;
+
+	if (now < rt->stack_trim_at)
+		return NULL;
+	n = rt->nstack_low;
+	if (n > rt->nstack_free - STACK_CACHE_RT)
+		n = rt->nstack_free - STACK_CACHE_RT;
+	while (n--) {
+		s = rt->stack_free;
+		rt->stack_free = s->next;
+		rt->nstack_free--;
+		s->next = out;
+		out = s;
+	}
+	rt->nstack_low = rt->nstack_free;
+	rt->stack_trim_at = now + STACK_TRIM_NS;
+	return out;
 }
 
 static void stack_put(struct urt_worker *w, struct urt_rt *rt, struct urt_stack *s)
@@ -130,7 +171,7 @@ static void stack_put(struct urt_worker *w, struct urt_rt *rt, struct urt_stack 
 	/* A dead fiber leaves poisoned frames behind; the next one must not trip on them. */
 	ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
 #endif
-	if (s->map_size != ((rt->stack_size + page_size() - 1) & ~(page_size() - 1)) + page_size()) {
+	if (!s->pooled) {
 		stack_unmap(s);
 		return;
 	}
@@ -141,15 +182,16 @@ static void stack_put(struct urt_worker *w, struct urt_rt *rt, struct urt_stack 
 		return;
 	}
 	urt__spin_lock(&rt->slab_lock);
-	if (rt->nstack_free < STACK_CACHE_RT) {
-		s->next = rt->stack_free;
-		rt->stack_free = s;
-		rt->nstack_free++;
-		s = NULL;
-	}
+	s->next = rt->stack_free;
+	rt->stack_free = s;
+	s = ++rt->nstack_free > STACK_CACHE_RT ? stack_trim_locked(rt) : NULL;
 	urt__spin_unlock(&rt->slab_lock);
-	if (s)
+	while (s) {
+		struct urt_stack *next = s->next;
+
 		stack_unmap(s);
+		s = next;
+	}
 }
 
 void urt__stacks_free(struct urt_rt *rt)

@@ -117,6 +117,7 @@ struct urt_task {
 	bool started;
 	bool done;			/* fiber: its function returned */
 	bool yielded;			/* fiber: this step ended in urt_yield */
+	bool detached;			/* spawned without a handle: never joined */
 
 	union {
 		urt_fiber_fn fn;

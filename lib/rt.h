@@ -40,6 +40,7 @@ struct urt_stack {
 	char *lo;			/* lowest usable byte (guard page below) */
 	size_t size;			/* usable bytes */
 	size_t map_size;		/* whole mapping, guard included */
+	bool pooled;			/* the runtime's size: goes back to a pool */
 };
 
 enum { PARK_EMPTY, PARK_FUTEX, PARK_DRIVER, PARK_NOTIFIED };
@@ -99,6 +100,7 @@ struct urt_worker {
 	unsigned int nstack_cache;
 	struct urt_task *task_cache;	/* pooled task objects */
 	unsigned int ntask_cache;
+	uint64_t id_next, id_end;	/* task ids taken from rt->next_id in batches */
 	void *altstack;			/* SIGSEGV handler stack (guard-page hits) */
 	/* counters, written by this thread only */
 	atomic_uint_fast64_t spawned, completed, polls, steals, parks;
@@ -157,6 +159,8 @@ struct urt_rt {
 	struct urt_task *task_free;	/* under slab_lock */
 	struct urt_stack *stack_free;	/* under slab_lock */
 	unsigned int nstack_free;
+	unsigned int nstack_low;	/* lowest nstack_free since the last trim */
+	int64_t stack_trim_at;		/* next trim of the pool (fiber.c) */
 
 	atomic_uint_fast64_t next_id;
 	atomic_uint_fast64_t foreign_spawned;	/* spawns from outside workers */

@@ -27,6 +27,7 @@
 
 #define SLAB_TASKS		64
 #define TASK_CACHE_WORKER	256
+#define ID_BATCH		256	/* ids a worker takes at a time (no shared RMW per spawn) */
 
 struct urt_cx {
 	struct urt_task *task;
@@ -190,6 +191,7 @@ void urt_waker_drop(urt_waker *w)
 urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void *arg,
 		      const struct urt_spawn_opts *opts)
 {
+	struct urt_worker *w;
 	struct urt_task *t;
 	uint64_t id;
 	bool detached = opts && opts->detached;
@@ -213,10 +215,25 @@ urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void
 		errno = ENOMEM;
 		return URT_TASK_NONE;
 	}
-	id = atomic_fetch_add_explicit(&rt->next_id, 1, memory_order_relaxed);
+	w = urt__worker();
+	if (w && w->rt == rt) {
+		/* Ids are unique, not ordered: a worker takes a batch at a time. */
+		if (unlikely(w->id_next == w->id_end)) {
+			w->id_next = atomic_fetch_add_explicit(&rt->next_id, ID_BATCH,
+							       memory_order_relaxed);
+			w->id_end = w->id_next + ID_BATCH;
+		}
+		id = w->id_next++;
+		urt__count(&w->spawned, 1);
+	} else {
+		w = NULL;
+		id = atomic_fetch_add_explicit(&rt->next_id, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_relaxed);
+	}
 	t->rt = rt;
 	t->kind = kind;
 	t->started = t->done = t->yielded = false;
+	t->detached = detached;
 	t->fn = fn;
 	t->arg = arg;
 	t->result = NULL;
@@ -239,14 +256,6 @@ urt_task_t urt__spawn(struct urt_rt *rt, enum urt_task_kind kind, void *fn, void
 	/* Last: task_tryref (urt_cancel, teardown) sees a fully set-up task. */
 	atomic_store_explicit(&t->refs, detached ? 1 : 2, memory_order_release);
 
-	{
-		struct urt_worker *w = urt__worker();
-
-		if (w && w->rt == rt)
-			urt__count(&w->spawned, 1);
-		else
-			atomic_fetch_add_explicit(&rt->foreign_spawned, 1, memory_order_relaxed);
-	}
 	URT_TRACE_SPAWN(rt, t);
 	if (kind != TK_BLOCKING)
 		urt__schedule(t, false);
@@ -281,7 +290,7 @@ void urt__task_complete(struct urt_task *t)
 {
 	struct urt_worker *w = urt__worker();
 	struct urt_waiter *j;
-	unsigned int s;
+	unsigned int s, done;
 
 	if (t->kind == TK_FIBER)
 		urt__fiber_release(w && w->rt == t->rt ? w : NULL, t);
@@ -289,12 +298,23 @@ void urt__task_complete(struct urt_task *t)
 	if ((s & TS_CANCEL) && !t->err)
 		t->err = -ECANCELED;
 
-	urt__spin_lock(&t->lock);
-	atomic_fetch_or_explicit(&t->state, TS_COMPLETE, memory_order_release);
-	atomic_fetch_and_explicit(&t->state, ~(unsigned int)TS_RUNNING, memory_order_release);
-	j = t->joiner;
-	t->joiner = NULL;
-	urt__spin_unlock(&t->lock);
+	/*
+	 * One RMW sets COMPLETE and clears RUNNING if we hold it (the
+	 * blocking pool also completes jobs that never ran): RUNNING changes
+	 * only in its holder's hands, and COMPLETE only here.
+	 */
+	done = TS_COMPLETE | (s & TS_RUNNING);
+	if (t->detached) {
+		/* No handle ever existed: no joiner can come (join needs the handle). */
+		atomic_fetch_xor_explicit(&t->state, done, memory_order_release);
+		j = NULL;
+	} else {
+		urt__spin_lock(&t->lock);
+		atomic_fetch_xor_explicit(&t->state, done, memory_order_release);
+		j = t->joiner;
+		t->joiner = NULL;
+		urt__spin_unlock(&t->lock);
+	}
 
 	if (j) {
 		if (j->user == (void *)&urt__task_complete) {

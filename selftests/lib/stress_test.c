@@ -251,6 +251,141 @@ TEST_F_TIMEOUT(rt, a_deep_chain_of_joins_unwinds, 60)
 }
 
 /*
+ * Direct fiber-to-fiber switches and yields that keep a task held: rings
+ * of fibers pass tokens through channels (each wait switches straight to
+ * the next local fiber) while yielders spin around them, workers steal
+ * from each other, and a thread outside cancels the yielders. Every token
+ * must arrive, every fiber must end, each exactly once.
+ */
+#define RING 8
+
+struct ring {
+	urt_chan *ch[RING];
+	int laps;
+};
+
+struct ring_arg {
+	struct ring *r;
+	int i;
+};
+
+static void *ring_member(void *arg)
+{
+	struct ring_arg *a = arg;
+	urt_chan *in = a->r->ch[a->i], *out = a->r->ch[(a->i + 1) % RING];
+	intptr_t got = 0;
+	int v;
+
+	if (a->i == 0 && urt_chan_send(out, &a->i))
+		return (void *)-1;
+	for (int lap = 0; lap < a->r->laps; lap++) {
+		if (urt_chan_recv(in, &v))
+			return (void *)-2;
+		got++;
+		if (lap % 3 == 0 && urt_yield())
+			return (void *)-3;
+		/* The first member takes the token out of the ring after its last lap. */
+		if ((a->i != 0 || lap + 1 < a->r->laps) && urt_chan_send(out, &v))
+			return (void *)-4;
+	}
+	return (void *)got;
+}
+
+static void *yield_until_cancelled(void *arg)
+{
+	intptr_t n = 0;
+
+	while (urt_yield() == 0)
+		n++;
+	return (void *)(n + 1);	/* > 0: it ran and saw the cancel */
+}
+
+TEST_F_TIMEOUT(rt, direct_switches_and_held_yields_lose_no_token_and_no_task, 120)
+{
+	const int nrings = 16, laps = 2000 / SCALE, nyield = 64;
+	struct ring *rings = calloc(nrings, sizeof(*rings));
+	struct ring_arg *args = calloc(nrings * RING, sizeof(*args));
+	urt_task_t *t = calloc(nrings * RING, sizeof(*t));
+	urt_task_t y[64];
+
+	ASSERT_NE(NULL, rings);
+	ASSERT_NE(NULL, args);
+	ASSERT_NE(NULL, t);
+	for (int k = 0; k < nyield; k++) {
+		y[k] = urt_spawn(self->rt, yield_until_cancelled, NULL);
+		ASSERT_NE(0, y[k].id);
+	}
+	for (int r = 0; r < nrings; r++) {
+		rings[r].laps = laps;
+		for (int i = 0; i < RING; i++) {
+			rings[r].ch[i] = urt_chan_create(sizeof(int), 1);
+			ASSERT_NE(NULL, rings[r].ch[i]);
+		}
+		for (int i = 0; i < RING; i++) {
+			args[r * RING + i] = (struct ring_arg){ &rings[r], i };
+			t[r * RING + i] = urt_spawn(self->rt, ring_member, &args[r * RING + i]);
+			ASSERT_NE(0, t[r * RING + i].id);
+		}
+	}
+	usleep(10000);
+	for (int k = 0; k < nyield; k++)	/* yielders held in queues, or running */
+		ASSERT_EQ(0, urt_cancel(y[k]));
+	for (int k = 0; k < nyield; k++) {
+		void *r;
+
+		ASSERT_EQ(-ECANCELED, urt_join(y[k], &r));
+		ASSERT_LT(0, (intptr_t)r);
+	}
+	for (int i = 0; i < nrings * RING; i++) {
+		void *r;
+
+		ASSERT_EQ(0, urt_join(t[i], &r));
+		ASSERT_EQ(laps, (intptr_t)r);
+	}
+	for (int r = 0; r < nrings; r++)
+		for (int i = 0; i < RING; i++)
+			ASSERT_EQ(0, urt_chan_destroy(rings[r].ch[i]));
+	free(t);
+	free(args);
+	free(rings);
+}
+
+/* Detached fibers that spawn the next one (complete without the join lock). */
+static atomic_long chain_left;
+
+static void *detached_link(void *arg)
+{
+	intptr_t left = (intptr_t)arg;
+
+	if (left > 0)
+		urt_spawn_opts(NULL, detached_link, (void *)(left - 1),
+			       &(struct urt_spawn_opts){ .detached = true });
+	atomic_fetch_sub(&chain_left, 1);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(rt, detached_chains_all_run_and_ids_stay_unique, 120)
+{
+	const int chains = 8, depth = 20000 / SCALE;
+	urt_task_t a, b;
+
+	atomic_store(&chain_left, (long)chains * (depth + 1));
+	for (int c = 0; c < chains; c++)
+		ASSERT_NE(0, urt_spawn_opts(self->rt, detached_link, (void *)(intptr_t)depth,
+					    &(struct urt_spawn_opts){ .detached = true }).id);
+	for (int i = 0; i < 20000 && atomic_load(&chain_left) > 0; i++)
+		usleep(1000);
+	ASSERT_EQ(0, atomic_load(&chain_left));
+	/* ids come from per-worker batches: still unique and never 0 */
+	a = urt_spawn(self->rt, one, NULL);
+	b = urt_spawn(self->rt, one, NULL);
+	ASSERT_NE(0, urt_task_id(a));
+	ASSERT_NE(urt_task_id(a), urt_task_id(b));
+	ASSERT_EQ(0, urt_join(a, NULL));
+	ASSERT_EQ(0, urt_join(b, NULL));
+}
+
+/*
  * Start-up and teardown races: spawns from outside racing with a worker
  * going to sleep, kicks of the driver racing with its wake-up. A stress
  * path, not a sure reproducer: the two lost wake-ups fixed here showed up
