@@ -158,6 +158,9 @@ void urt__task_unref(struct urt_task *t) URT_HIDDEN;
  * times; wakes after COMPLETE are ignored. Does not consume a reference.
  */
 void urt__task_wake(struct urt_task *t) URT_HIDDEN;
+/* The same, but never into the LIFO slot: for wakes in a batch that must
+ * run in the order given (timers firing together, in deadline order). */
+void urt__task_wake_fifo(struct urt_task *t) URT_HIDDEN;
 
 /* The task running on this thread (fiber or poll task), or NULL. */
 struct urt_task *urt__current_task(void) URT_HIDDEN;

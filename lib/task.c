@@ -142,7 +142,7 @@ void urt__tasks_free(struct urt_rt *rt)
 
 /* ------------------------------------------------------------ waking */
 
-void urt__task_wake(struct urt_task *t)
+static inline void task_wake(struct urt_task *t, bool lifo)
 {
 	unsigned int s = atomic_load_explicit(&t->state, memory_order_relaxed);
 
@@ -156,7 +156,17 @@ void urt__task_wake(struct urt_task *t)
 		return;		/* its worker re-queues it when the step ends */
 	if (t->kind == TK_BLOCKING)
 		return;		/* blocking jobs are not scheduled by wakes */
-	urt__schedule(t, false);
+	urt__schedule(t, !lifo);
+}
+
+void urt__task_wake(struct urt_task *t)
+{
+	task_wake(t, true);
+}
+
+void urt__task_wake_fifo(struct urt_task *t)
+{
+	task_wake(t, false);
 }
 
 void urt_wake(urt_waker *w)

@@ -273,8 +273,9 @@ int64_t urt__timers_run(struct urt_rt *rt, int64_t now)
 		next = atomic_load_explicit(&wh->next_ns, memory_order_relaxed);
 		urt__spin_unlock(&wh->lock);
 
+		/* In deadline order: through the LIFO slot, the last would run first. */
 		for (unsigned int i = 0; i < nfired; i++) {
-			urt__task_wake(fired[i]);
+			urt__task_wake_fifo(fired[i]);
 			urt__task_unref(fired[i]);
 		}
 	} while (more);
