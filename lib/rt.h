@@ -18,7 +18,16 @@
  *     then wakes the spare.
  *     The old owner notices at its next slot_enter and becomes a spare.
  *   - Every runnable task is in exactly one place: a LIFO slot, a ring, the
- *     injection queue, or running on exactly one thread.
+ *     injection queue, or held by exactly one thread: running, or a fiber
+ *     that just switched directly to another one and whose step end
+ *     (re-queue, completion) the new fiber runs first thing
+ *     (worker->prev_step, task.c). Such a fiber is queued only after its
+ *     context is saved, so no other thread can resume it too early.
+ *   - A fiber's direct switch takes the next task from its own slot only
+ *     (LIFO slot, then ring), inside slot_enter/exit, and ticks the same
+ *     countdowns as the loop: the loop's periodic driver turn and
+ *     injection-queue check still come every event_interval /
+ *     global_queue_interval tasks.
  *   - A slot's owner parks only after announcing it (idle_to_parked) and,
  *     if it was the last searcher, re-checking every queue; every push of
  *     work is followed by urt__notify_parked(), so no task is left behind
