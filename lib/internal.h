@@ -19,8 +19,8 @@
  *   CANCEL    cancellation was requested
  * Invariants: a task is in at most one run queue, and only when it was
  * pushed either with NOTIFIED set and RUNNING clear (woken), or with
- * RUNNING still set by a fiber's yield (urt_yield: the task stays
- * "held" from one step to the next, so a yield costs no state RMW). Only
+ * RUNNING still set by its own yield (urt_yield, urt_cx_yield: the task
+ * stays "held" from one step to the next, so a yield costs no state RMW). Only
  * the thread that holds RUNNING -- the one that set it, or the one that
  * popped a held task -- may clear it or run the task. A wake that finds
  * RUNNING set only sets NOTIFIED; the holder re-queues the task when a
@@ -116,7 +116,7 @@ struct urt_task {
 	uint8_t kind;
 	bool started;
 	bool done;			/* fiber: its function returned */
-	bool yielded;			/* fiber: this step ended in urt_yield */
+	bool yielded;			/* this step ends in a yield (urt_yield, urt_cx_yield) */
 	bool detached;			/* spawned without a handle: never joined */
 
 	union {

@@ -17,6 +17,7 @@
  *   step ends:  RUNNING -> idle, or RUNNING|NOTIFIED -> NOTIFIED + push
  *   yield:      RUNNING kept ("held"), pushed to the back of the ring; the
  *               worker that pops it finds RUNNING set and runs it as is
+ *               (fibers' urt_yield and poll tasks' urt_cx_yield)
  *   finish:     RUNNING -> COMPLETE (under t->lock, to meet a joiner)
  */
 #include <stdlib.h>
@@ -352,12 +353,12 @@ static void run_cleanup(struct urt_task *t)
 }
 
 /* A step of t begins on w: state, and what the monitor and the tools see. */
-static unsigned int step_begin(struct urt_worker *w, struct urt_slot *slot,
-			       struct urt_task *t)
+static inline __attribute__((always_inline)) unsigned int
+step_begin(struct urt_worker *w, struct urt_slot *slot, struct urt_task *t)
 {
 	/*
 	 * Queue invariant: NOTIFIED set and RUNNING clear (woken: flip both),
-	 * or RUNNING set (a yielded fiber, held: popping it made it ours).
+	 * or RUNNING set (a yielded task, held: popping it made it ours).
 	 * Other threads only ever set NOTIFIED or CANCEL, never RUNNING, so
 	 * the bit read here is stable; the queue's acquire orders the rest.
 	 */
@@ -769,7 +770,9 @@ bool urt_cx_cancelled(urt_cx *cx)
 
 void urt_cx_yield(urt_cx *cx)
 {
-	urt__task_wake(cx->task);
+	/* Like urt_yield: the step ends with the task held, at the back of the ring. */
+	URT_TRACE_WAKE(cx->task);
+	cx->task->yielded = true;
 }
 
 int urt_cx_wake_at(urt_cx *cx, int64_t deadline)
