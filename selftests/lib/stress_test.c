@@ -291,10 +291,13 @@ static void *ring_member(void *arg)
 	return (void *)got;
 }
 
+static atomic_int yielders_started;
+
 static void *yield_until_cancelled(void *arg)
 {
 	intptr_t n = 0;
 
+	atomic_fetch_add(&yielders_started, 1);
 	while (urt_yield() == 0)
 		n++;
 	return (void *)(n + 1);	/* > 0: it ran and saw the cancel */
@@ -311,6 +314,7 @@ TEST_F_TIMEOUT(rt, direct_switches_and_held_yields_lose_no_token_and_no_task, 12
 	ASSERT_NE(NULL, rings);
 	ASSERT_NE(NULL, args);
 	ASSERT_NE(NULL, t);
+	atomic_store(&yielders_started, 0);
 	for (int k = 0; k < nyield; k++) {
 		y[k] = urt_spawn(self->rt, yield_until_cancelled, NULL);
 		ASSERT_NE(0, y[k].id);
@@ -327,8 +331,11 @@ TEST_F_TIMEOUT(rt, direct_switches_and_held_yields_lose_no_token_and_no_task, 12
 			ASSERT_NE(0, t[r * RING + i].id);
 		}
 	}
-	usleep(10000);
-	for (int k = 0; k < nyield; k++)	/* yielders held in queues, or running */
+	/* Cancel them once all run: held in queues, or running (not before their start). */
+	for (int i = 0; i < 60000 && atomic_load(&yielders_started) < nyield; i++)
+		usleep(1000);
+	ASSERT_EQ(nyield, atomic_load(&yielders_started));
+	for (int k = 0; k < nyield; k++)
 		ASSERT_EQ(0, urt_cancel(y[k]));
 	for (int k = 0; k < nyield; k++) {
 		void *r;
