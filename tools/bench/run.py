@@ -353,10 +353,13 @@ def render_vm(vm):
         v = c.get((wl, n, m, stat))
         return summarize(v) if v else None
 
-    L.append("\n### Starvation (ms until 100 short tasks are done)\n")
-    L.append("| blocker | workers | " + " | ".join("monitor %s" % m for m in mons) + " |")
-    L.append("|---|---:|" + "---:|" * len(mons))
-    for label, wl in VM_STARVE:
+    starve = [(label, wl) for label, wl in VM_STARVE if any(k[0] == wl for k in c)]
+    if starve:
+        L.append("\n### Starvation (ms until 100 short tasks are done)\n")
+        L.append("| blocker | workers | " + " | ".join("monitor %s" % m for m in mons) +
+                 " |")
+        L.append("|---|---:|" + "---:|" * len(mons))
+    for label, wl in starve:
         for n in workers:
             cells = []
             for m in mons:
