@@ -223,7 +223,7 @@ int64_t urt__timers_run(struct urt_rt *rt, int64_t now)
 	uint64_t now_tick = (uint64_t)now >> TICK_SHIFT;
 	struct urt_task *local[FIRE_BATCH], **fired = local;
 	unsigned int nfired, cap = FIRE_BATCH;
-	bool more;
+	bool more, first = true;
 	int64_t next;
 
 	if (now < atomic_load_explicit(&wh->next_ns, memory_order_acquire))
@@ -273,9 +273,18 @@ int64_t urt__timers_run(struct urt_rt *rt, int64_t now)
 		next = atomic_load_explicit(&wh->next_ns, memory_order_relaxed);
 		urt__spin_unlock(&wh->lock);
 
-		/* In deadline order: through the LIFO slot, the last would run first. */
+		/*
+		 * In deadline order: the first one goes to the LIFO slot and runs
+		 * next, like any wake from a worker; the rest queue behind in
+		 * order (through the LIFO slot, the last would run first).
+		 */
 		for (unsigned int i = 0; i < nfired; i++) {
-			urt__task_wake_fifo(fired[i]);
+			if (first) {
+				urt__task_wake(fired[i]);
+				first = false;
+			} else {
+				urt__task_wake_fifo(fired[i]);
+			}
 			urt__task_unref(fired[i]);
 		}
 	} while (more);
