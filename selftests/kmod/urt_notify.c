@@ -318,6 +318,115 @@ TEST_F(ntf, long_block_after_short_ones_is_reported_once_in_time)
 		EXPECT_LT(rearmed0, urt_stat("timers_rearmed"));
 }
 
+/*
+ * Two workers, one per CPU, sleep at random a quarter, half, or three
+ * times the threshold, so that blocks start and end around the timer's
+ * expiries on both CPUs while the monitor reads events. Each worker notes
+ * the seq of its long blocks (after a sleep returns it runs, and its slot's
+ * seq is that block's + 2). Every long block must be reported exactly
+ * once, no block twice, and none before the threshold.
+ */
+#define STORM_SLEEPS	60
+
+struct storm {
+	int fd;
+	unsigned int slot;
+	const struct urt_worker_state *st;
+	uint64_t thr;
+	uint32_t long_seq[STORM_SLEEPS];
+	int nlong;
+	int err;
+	int done;			/* atomic */
+};
+
+static void *storm_worker(void *arg)
+{
+	struct storm *s = arg;
+	unsigned int seed = s->slot * 7919;
+	struct urt_worker_state now;
+	int i;
+
+	pin_cpu(s->slot % 2);
+	s->err = urt_reg(s->fd, s->slot);
+	for (i = 0; !s->err && i < STORM_SLEEPS; i++) {
+		int k = rand_r(&seed) % 3;
+		uint64_t ns = k == 0 ? s->thr / 4 : k == 1 ? s->thr / 2 : 3 * s->thr;
+		struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+
+		nanosleep(&ts, NULL);
+		if (k == 2) {
+			urt_snap(s->st, &now);
+			s->long_seq[s->nlong++] = now.seq - 2;
+		}
+	}
+	urt_unreg(s->fd);
+	__atomic_store_n(&s->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+TEST_F(ntf, every_long_block_is_reported_once_on_both_cpus)
+{
+	const uint64_t thr = 2 * MS;
+	struct storm s[2];
+	pthread_t t[2];
+	struct urt_event ev[32], *all;
+	int n = 0, k, i, j, w, cap = 4 * STORM_SLEEPS;
+
+	all = calloc(cap, sizeof(*all));
+	ASSERT_NE(NULL, all);
+	ASSERT_EQ(0, urt_threshold(self->fd, thr, 0));
+	while (urt_read_events(self->fd, ev, 32, 50) > 0)
+		;
+	for (w = 0; w < 2; w++) {
+		memset(&s[w], 0, sizeof(s[w]));
+		s[w].fd = self->fd;
+		s[w].slot = 4 + w;
+		s[w].st = &self->st[4 + w];
+		s[w].thr = thr;
+		ASSERT_EQ(0, pthread_create(&t[w], NULL, storm_worker, &s[w]));
+	}
+	/* The monitor: read while they run (the queue holds 128). */
+	for (w = 0; w < 2; w++)
+		while (!__atomic_load_n(&s[w].done, __ATOMIC_ACQUIRE)) {
+			k = urt_read_events(self->fd, ev, 32, 20);
+			for (i = 0; i < k; i++)
+				if (ev[i].slot != 2 && n < cap)
+					all[n++] = ev[i];
+		}
+	for (w = 0; w < 2; w++) {
+		pthread_join(t[w], NULL);
+		ASSERT_EQ(0, s[w].err);
+	}
+	while ((k = urt_read_events(self->fd, ev, 32, 50)) > 0)
+		for (i = 0; i < k; i++)
+			if (ev[i].slot != 2 && n < cap)
+				all[n++] = ev[i];
+
+	for (i = 0; i < n; i++) {
+		EXPECT_EQ(URT_EV_BLOCKED_LONG, all[i].type);
+		EXPECT_EQ(0, all[i].flags & URT_EVF_LOST);
+		EXPECT_LE(all[i].blocked_since_ns + thr, all[i].time_ns);
+		for (j = 0; j < i; j++)
+			EXPECT_FALSE(all[j].slot == all[i].slot &&
+				     all[j].seq == all[i].seq)
+				TH_LOG("slot %u block %u reported twice",
+				       all[i].slot, all[i].seq);
+	}
+	for (w = 0; w < 2; w++) {
+		for (j = 0; j < s[w].nlong; j++) {
+			int found = 0;
+
+			for (i = 0; i < n; i++)
+				found += all[i].slot == s[w].slot &&
+					 all[i].seq == s[w].long_seq[j];
+			EXPECT_EQ(1, found) TH_LOG("slot %u long block %u: %d events",
+						   s[w].slot, s[w].long_seq[j], found);
+		}
+	}
+	TH_LOG("%d + %d long blocks, %d events", s[0].nlong, s[1].nlong, n);
+	free(all);
+}
+
 static double pingpong_ns(struct worker *w, unsigned int n)
 {
 	uint64_t t0 = now_ns();
