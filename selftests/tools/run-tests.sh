@@ -227,6 +227,13 @@ if ! bpf_skip "the tools say which kernel events they use"; then
 	else
 		nok "urt-blocked says which kernel events it uses" "exit $rc, want '$want'" "$(head -5 "$tmp/src")"
 	fi
+	timeout 30 "$T/urt-trace" -p "$VP" --summary 0.5 > "$tmp/srcsum" 2>&1; rc=$?
+	if [ $rc -eq 0 ] && grep -qF "kernel events: $want; 1 runtime followed" "$tmp/srcsum"; then
+		ok "urt-trace --summary says which kernel events it uses"
+	else
+		nok "urt-trace --summary says which kernel events it uses" "exit $rc, want '$want'" \
+			"$(head -5 "$tmp/srcsum")"
+	fi
 	if [ -e /dev/urt ]; then
 		timeout 30 "$T/urt-blocked" -p "$VP" -K 0 --source=sched_switch 0.5 > "$tmp/src" 2>&1
 		if grep -qF "Kernel events: sched_switch (asked for)" "$tmp/src"; then

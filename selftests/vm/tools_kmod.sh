@@ -79,14 +79,17 @@ in_range() {
 	[ -n "$1" ] && awk -v v="$1" -v a="$2" -v b="$3" 'BEGIN { exit !(v >= a && v <= b) }'
 }
 
-# max_ms FILE TASK SYSCALL: urt-blocked's "max" of that line, in ms
-max_ms() {
-	grep "task \"$2\".* blocked in $3:" "$1" | grep -o 'max [0-9.]*m\?s' | head -n 1 |
+# avg_ms FILE TASK SYSCALL: urt-blocked's average block of that line, in
+# ms. Not the max: under TCG on a loaded host a guest stalls now and then
+# for a few hundred ms, and one block in 25 may last that long (seen: 422 ms
+# with an average of 64 ms).
+avg_ms() {
+	grep "task \"$2\".* blocked in $3:" "$1" | grep -o 'avg [0-9.]*m\?s' | head -n 1 |
 		awk '{ v = $2; if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else { sub(/s$/, "", v); print v * 1000 } }'
 }
 
 echo "TAP version 13"
-echo "1..11"
+echo "1..12"
 
 # ---- the victim: a task blocked ~50 ms in read(); a task spinning 40 ms
 # with 20 short tasks queued behind it (hog handoffs). Not "short": its
@@ -106,21 +109,21 @@ if [ $rc -eq 0 ] && grep -q "^Kernel events: urt.ko's tracepoints urt_block/urt_
 else
 	nok "urt-blocked takes its blocks from urt.ko's tracepoints (exit $rc)" "$tmp/blk"
 fi
-max=$(max_ms "$tmp/blk" blocker read)
-if [ $rc -eq 0 ] && in_range "$max" 30 300; then
-	ok "urt-blocked (urt.ko) reports the blocker in read for about 50 ms (max $max ms)"
+avg=$(avg_ms "$tmp/blk" blocker read)
+if [ $rc -eq 0 ] && in_range "$avg" 30 300; then
+	ok "urt-blocked (urt.ko) reports the blocker in read for about 50 ms (avg $avg ms)"
 else
-	nok "urt-blocked (urt.ko) reports the blocker in read for about 50 ms (max '$max')" "$tmp/blk"
+	nok "urt-blocked (urt.ko) reports the blocker in read for about 50 ms (avg '$avg')" "$tmp/blk"
 fi
 
 timeout 60 "$T/urt-blocked" -p "$VP" -K 0 --source=sched_switch 2 > "$tmp/blk2" 2>&1
 rc=$?
-max=$(max_ms "$tmp/blk2" blocker read)
+avg=$(avg_ms "$tmp/blk2" blocker read)
 if [ $rc -eq 0 ] && grep -q '^Kernel events: sched_switch (asked for)' "$tmp/blk2" &&
-   in_range "$max" 30 300; then
-	ok "urt-blocked --source=sched_switch reports the same blocker (max $max ms)"
+   in_range "$avg" 30 300; then
+	ok "urt-blocked --source=sched_switch reports the same blocker (avg $avg ms)"
 else
-	nok "urt-blocked --source=sched_switch reports the same blocker (exit $rc, max '$max')" "$tmp/blk2"
+	nok "urt-blocked --source=sched_switch reports the same blocker (exit $rc, avg '$avg')" "$tmp/blk2"
 fi
 
 # ---- urt-trace with urt.ko's tracepoints
@@ -156,6 +159,14 @@ if [ "${tasks:-0}" -gt 0 ] && [ "${flows_s:-0}" -gt 0 ] && [ "$flows_s" = "$flow
 else
 	nok "urt-trace (urt.ko) has task slices and handoff flows (tasks '$tasks', flows '$flows_s'/'$flows_f')"
 fi
+timeout 60 "$T/urt-trace" -p "$VP" --summary 1 > "$tmp/sum" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^kernel events: urt.ko's tracepoints urt_block/urt_unblock; 1 runtime followed" "$tmp/sum" &&
+   grep -q '^read:blocker ' "$tmp/sum"; then
+	ok "urt-trace --summary (urt.ko) says so and lists the blocker's reads"
+else
+	nok "urt-trace --summary (urt.ko) says so and lists the blocker's reads (exit $rc)" "$tmp/sum"
+fi
 kill "$VP" 2>/dev/null
 
 # ---- a runtime created while urt-blocked runs (multirt: rtA, then rtB, rtC)
@@ -166,8 +177,8 @@ if start multirt -s 30; then
 	wait_for "$tmp/mblk" '^Kernel events' && kill -USR1 "$MP"
 	wait $tp
 	rc=$?
-	ma=$(max_ms "$tmp/mblk" blockA read)
-	mb=$(max_ms "$tmp/mblk" blockB poll)
+	ma=$(avg_ms "$tmp/mblk" blockA read)
+	mb=$(avg_ms "$tmp/mblk" blockB poll)
 	if [ $rc -eq 0 ] && grep -q "^Kernel events: urt.ko's" "$tmp/mblk" &&
 	   in_range "$ma" 20 300 && in_range "$mb" 20 300; then
 		ok "urt-blocked (urt.ko) follows a runtime created while it runs (blockA $ma ms, blockB $mb ms)"
