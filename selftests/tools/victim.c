@@ -4,9 +4,13 @@
  *
  *   victim [-s SECONDS] [-w WORKERS] [block] [hog] [short] [hogq] [wake]
  *
- *   block  task "blocker": read() on a pipe that a plain thread fills
- *          50 ms later, over and over (the worker blocks in read for
- *          ~50 ms each time, with short tasks queued behind it: handoff)
+ *   block  task "blocker": spawns 20 tasks "short" onto its own slot,
+ *          then read() on a pipe that a plain thread fills 50 ms later,
+ *          over and over (the worker blocks in read for ~50 ms each time,
+ *          with those short tasks queued behind it: handoff). It queues
+ *          them itself: a timer wake no longer runs it ahead of what is
+ *          queued (LIFO slot), so tasks of "short" could all be done by
+ *          the time it blocks
  *   hog    task "hog": spins 30 ms, sleeps 20 ms, over and over
  *   short  task "spawner": spawns batches of 200 tasks "short" (~20 us
  *          of work each) every 10 ms
@@ -60,11 +64,16 @@ static void *writer(void *arg)
 	return arg;
 }
 
+static void *short_task(void *arg);
+
 static void *blocker(void *arg)
 {
+	struct urt_spawn_opts o = { .name = "short", .detached = true };
 	char c;
 
 	while (now() < end_ns) {
+		for (int i = 0; i < 20; i++)	/* queued behind the block */
+			urt_spawn_opts(NULL, short_task, NULL, &o);
 		/* the plain read(): blocks this worker ~50 ms */
 		if (read(pipefd[0], &c, 1) != 1)
 			break;
