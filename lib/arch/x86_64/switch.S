@@ -7,8 +7,7 @@
  * Saves the callee-saved registers, MXCSR and the x87 control word on the
  * current stack, stores the stack pointer in *save_sp, loads load_sp and
  * restores the same set from there. Everything else is caller-saved, so
- * this is the whole cost of a switch: 7 pushes, 6 pops, 2 stores, a ret
-(plus ldmxcsr/fldcw when the two contexts' control words differ).
+ * this is the whole cost of a switch: 6 pushes, 6 pops, 2 stores, a ret.
  *
  * A new fiber's stack is laid out by urt__ctx_init() (fiber.c) so that the
  * first switch to it "returns" into urt__ctx_entry with r12 = function and
@@ -27,23 +26,14 @@ urt__ctx_switch:
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	pushq	$0			/* bytes 6-7 stay zero: compared below */
+	subq	$8, %rsp
 	stmxcsr	(%rsp)
 	fnstcw	4(%rsp)
 	movq	%rsp, (%rdi)
-	movq	(%rsp), %rax
 	movq	%rsi, %rsp
-	/*
-	 * ldmxcsr and fldcw serialize and cost more than the rest of the
-	 * switch; nearly every context runs with the same control words, so
-	 * load them only when the control bits differ (MXCSR's status bits,
-	 * 0-5, are caller-saved in the ABI and need not follow the context).
-	 */
-	xorq	(%rsp), %rax
-	movabsq	$0x0000ffff0000ffc0, %rdx
-	testq	%rdx, %rax
-	jnz	2f
-1:	addq	$8, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
 	popq	%r13
@@ -51,9 +41,6 @@ urt__ctx_switch:
 	popq	%rbx
 	popq	%rbp
 	ret
-2:	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
-	jmp	1b
 	.cfi_endproc
 	.size	urt__ctx_switch, .-urt__ctx_switch
 
