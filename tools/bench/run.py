@@ -295,7 +295,7 @@ def vm_run(rounds, samples, only):
     if only:
         cmd += ["--only", only]
     vm = {"ok": False, "why": None, "cells": {}, "ran": {}, "notes": [],
-          "summary": "", "seconds": 0.0}
+          "summary": "", "seconds": 0.0, "thr": {}}
     t0 = time.time()
     log("inside the VM: %s" % " ".join(cmd))
     try:
@@ -312,6 +312,8 @@ def vm_run(rounds, samples, only):
             key = (r["workload"], int(r["workers"]), r.get("asked", "?"), r.get("stat"))
             vm["cells"].setdefault(key, []).append(float(r["value"]))
             vm["ran"].setdefault(r.get("asked", "?"), set()).add(r.get("monitor", "?"))
+            if "threshold_us" in r:
+                vm["thr"][r["workload"]] = r["threshold_us"]
         elif line.startswith("vm-bench:"):
             vm["summary"] = line
         elif line.startswith("# vm-bench:"):
@@ -387,9 +389,9 @@ def render_vm(vm):
         dmons = [m for m in mons if any(k[0] in detect and k[2] == m for k in c)]
         L.append("\n### Detection latency (us from the block to the spare running "
                  "the slot; median over samples of each sample's p50 / p99)\n")
-        L.append("| workload | workers | " + " | ".join("monitor %s" % m for m in dmons) +
-                 " |")
-        L.append("|---|---:|" + "---:|" * len(dmons))
+        L.append("| workload | threshold | workers | " +
+                 " | ".join("monitor %s" % m for m in dmons) + " |")
+        L.append("|---|---:|---:|" + "---:|" * len(dmons))
         for wl in detect:
             for n in workers:
                 cells = []
@@ -397,14 +399,15 @@ def render_vm(vm):
                     p50, p99 = cell(wl, n, m, "p50"), cell(wl, n, m, "p99")
                     cells.append("%.0f / %.0f" % (p50[0], p99[0]) if p50 and p99 else "-")
                 if any(x != "-" for x in cells):
-                    L.append("| %s | %d | %s |" % (wl, n, " | ".join(cells)))
+                    L.append("| %s | %s us | %d | %s |" % (wl, vm["thr"].get(wl, "?"), n,
+                                                        " | ".join(cells)))
     tgt = []
     for label, wl in VM_STARVE[1:]:
         for n in workers:
             for m in ("kmod", "bpf"):
                 v, i = cell(wl, n, m), cell("starve_none", n, m)
                 if v and i:
-                    r = v[0] / i[0]
+                    r = round(v[0] / i[0], 2)
                     tgt.append("- starvation: %s, %d worker%s, monitor %s: %.2f x the VM's "
                                "ideal (target <= 1.10): %s" % (
                                    label, n, "s" if n > 1 else "", m, r,
