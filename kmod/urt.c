@@ -34,9 +34,10 @@
  *   this one), so the callback checks the current block: due and not yet
  *   reported: one event; blocked but not due yet (a newer block than the
  *   one that armed it): re-armed for that block's due time; running: done,
- *   the next block arms it again. At most one expiry per threshold per
- *   slot while blocks come fast, and every block that lasts the threshold
- *   is reported by the first expiry at or after its due time.
+ *   the next block arms it again. While blocks come fast that is one
+ *   expiry per threshold per slot (two when a re-arm lands on a block that
+ *   is then reported: the chain ends there), and every block that lasts
+ *   the threshold is reported by the first expiry at or after its due time.
  *
  *   The race between a new block and a callback that is finishing is the
  *   store-buffering pattern: sched_out writes the state, then xchg(armed,
