@@ -94,6 +94,18 @@ WORKLOADS = [
       kind="starve", note="... in a read(2) of a pipe written 100 ms later"),
     W("starvation: spin", "starve_spin", "starve_spin", "starve_spin", kind="starve",
       note="... spinning on the CPU for 100 ms"),
+    W("detection: blocking read", "detect_read", None, None, kind="detect",
+      note="urt only: each slot's task spawns a probe task (into the slot's LIFO "
+           "slot, which nobody steals from) and blocks in read(2) of a pipe the probe "
+           "writes; latency = the probe's start - the block's start (the backend's "
+           "detection, the monitor's wake-up, the handoff, the spare's wake-up); 200 "
+           "blocks per slot per sample, all slots blocking at once"),
+    W("detection: sleep", "detect_sleep", None, None, kind="detect",
+      note="... in nanosleep(3 ms) (a probe that runs only after the sleep counts "
+           "as missed)"),
+    W("detection: spin", "detect_spin", None, None, kind="detect",
+      note="... spinning until the probe ran: the hog path (step counters, "
+           "hog threshold), not the backend"),
 ]
 
 MEMORY = [
@@ -209,6 +221,12 @@ def fmt_val(v, unit):
     else:
         s = "%.0f ns" % med
     return "%s ±%.0f%%" % (s, spread)
+
+
+def fmt_us(v):
+    if v >= 10000:
+        return "%.1f ms" % (v / 1000)
+    return "%.0f us" % v
 
 
 def ratio(a, b):
@@ -461,12 +479,17 @@ def main():
     # urt columns: one per monitor backend for the starvation rows (the
     # rows the monitor is for), "off" everywhere else.
     cells = {}      # (workload name, workers, column) -> [values]
+    threshold = {}  # detect cells: (workload name, workers, column) -> threshold (us)
     jobs = []       # one round: (w, workers, column, runtime, prog name, env)
     for w in workloads:
         for n in WORKERS:
             cols = [("urt", "urt", {})]
             if w.kind == "starve":
                 cols = [("urt[%s]" % b, "urt", {"URT_MONITOR": b}) for b in backends]
+            elif w.kind == "detect":
+                # Off is meaningless here: nothing would move the slot.
+                cols = [("urt[%s]" % b, "urt", {"URT_MONITOR": b})
+                        for b in backends if b != "off"]
             cols += [("tokio", "tokio", {}), ("go", "go", {})]
             group = []
             for col, runtime, env in cols:
@@ -486,11 +509,22 @@ def main():
             k = r % len(group)
             for (w, n, col, runtime, prog, env) in group[k:] + group[:k]:
                 scale = (w.scale if w else 1.0) * scale_mul
-                res, _ = runner.run(runtime, prog, n, scale, samples,
+                # A detect sample is already 200 blocks: one per run.
+                res, _ = runner.run(runtime, prog, n, scale,
+                                    1 if w and w.kind == "detect" else samples,
                                     env=env if has_monitor else {})
                 key = (w.name if w else "monitor", n, col)
                 cells.setdefault(key, [])
-                if res:
+                if res and w and w.kind == "detect":
+                    for x in res:
+                        k = key + (x.get("stat", "?"),)
+                        cells.setdefault(k, []).append(float(x["value"]))
+                        if x.get("stat") == "p50":
+                            cells.setdefault(key + ("missed",), []).append(
+                                float(x.get("missed", 0)))
+                            cells.setdefault(key + ("ops",), []).append(float(x["ops"]))
+                            threshold[key] = x.get("threshold_us", "?")
+                elif res:
                     cells[key].extend(float(x["value"]) for x in res)
 
     mem = []
@@ -517,8 +551,15 @@ def main():
         vm = vm_run(a.vm_rounds, a.samples, None)
 
     elapsed = time.time() - t_start
-    summary = {k: summarize(v) for k, v in cells.items() if v}
+    summary = {k: summarize(v) for k, v in cells.items() if v and len(k) == 3
+               or v and len(k) == 4 and k[3] in ("p50", "p99")}
+    for k, v in cells.items():
+        if v and len(k) == 4 and k[3] in ("p99", "max"):
+            summary[k[:3] + (k[3] + "-worst",)] = max(v)
     mon = (has_monitor, default_mon, avail, backends)
+    summary["detect-sums"] = {k: sum(v) for k, v in cells.items()
+                              if len(k) == 4 and k[3] in ("missed", "ops")}
+    summary["detect-threshold"] = threshold
     report = render(workloads, summary, mem, cg, mon, runner, rounds, samples, elapsed,
                     a.smoke)
     if vm:
@@ -602,6 +643,39 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
     if unavailable:
         L.append("\nNot measured, the backend does not start on this machine: " +
                  "; ".join(unavailable) + ".")
+    dbackends = [b for b in backends if b != "off"]
+    if any(w.kind == "detect" for w in workloads) and dbackends:
+        L.append("\n## Detection latency (block -> spare running the slot), p50/p99 "
+                 "per backend\n")
+        L.append("urt only (the peers have no such measurement). Per cell: the median "
+                 "over runs of each run's p50 / p99 (%s blocks per slot per run, one run per round), "
+                 "and the worst p99 and max seen. \"past\" is the p50 / p99 minus the "
+                 "threshold: what the monitor adds to it.\n" % "200")
+        L.append("| block | workers | backend | threshold | p50 | p99 | past threshold "
+                 "p50 / p99 | worst p99 / max | missed |")
+        L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        sums, thr = s.get("detect-sums", {}), s.get("detect-threshold", {})
+        for w in workloads:
+            if w.kind != "detect":
+                continue
+            for n in WORKERS:
+                for b in dbackends:
+                    key = (w.name, n, "urt[%s]" % b)
+                    p50, p99 = s.get(key + ("p50",)), s.get(key + ("p99",))
+                    worst = s.get(key + ("p99-worst",))
+                    mx = s.get(key + ("max-worst",))
+                    t = thr.get(key)
+                    if not p50 or not p99:
+                        L.append("| %s | %d | %s | - | FAILED | | | | |" % (
+                            w.name.split(": ", 1)[1], n, b))
+                        continue
+                    tus = float(t) if t not in (None, "?") else 0.0
+                    L.append("| %s | %d | %s | %s | %s | %s | %s / %s | %s / %s | %d of %d |" % (
+                        w.name.split(": ", 1)[1], n, b, fmt_us(tus),
+                        fmt_us(p50[0]), fmt_us(p99[0]),
+                        fmt_us(p50[0] - tus), fmt_us(p99[0] - tus),
+                        fmt_us(worst) if worst else "-", fmt_us(mx) if mx else "-",
+                        sums.get(key + ("missed",), 0), sums.get(key + ("ops",), 0)))
     if not has_monitor:
         L.append("\nurt (monitor proc/bpf/kmod): not yet. The harness runs every "
                  "backend as soon as liburt accepts URT_MONITOR "
@@ -683,6 +757,20 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
                     L.append("- %s, %d worker%s, monitor %s: %.2f x the ideal "
                              "(target <= 1.10): %s" % (w.name, n, "s" if n > 1 else "", b,
                                                        r, "met" if r <= 1.10 else "not met"))
+    for w in workloads:
+        if w.kind != "detect" or w.name == "detection: spin":
+            continue
+        for n in WORKERS:
+            key = (w.name, n, "urt[bpf]")
+            p99 = s.get(key + ("p99",))
+            if "bpf" not in backends:
+                continue
+            if p99:
+                thr = s.get("detect-threshold", {}).get(key, "?")
+                L.append("- bpf p99 detection under 100 us, %s, %d worker%s: %.0f us "
+                         "(block -> spare running the slot, threshold %s us): %s" % (
+                             w.name.split(": ", 1)[1], n, "s" if n > 1 else "", p99[0],
+                             thr, "met" if p99[0] < 100 else "not met"))
     for b in backends[1:]:
         for n in WORKERS:
             v, o = s.get(("monitor", n, "mon[%s]" % b)), s.get(("monitor", n, "mon[off]"))

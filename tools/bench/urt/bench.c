@@ -12,6 +12,11 @@
  *
  *   RESULT workload=W runtime=urt workers=N sample=I ops=K value=V unit=U monitor=M
  *
+ * The detect_* workloads (urt only) print three lines per sample instead,
+ * the p50, p99 and max of the latencies in it, with extra fields:
+ *
+ *   RESULT ... value=V unit=us monitor=M stat=p50|p99|max missed=K threshold_us=T
+ *
  * SCALE multiplies the sizes (the smoke run uses 0.01). The runtime is
  * created with WORKERS slots, after the environment was applied
  * (urt_config_from_env: URT_MONITOR and friends); M is the monitor backend
@@ -33,6 +38,9 @@
 #include <urt.h>
 
 #define MS(x) ((int64_t)(x) * 1000000)
+/* struct urt_config's defaults (include/urt.h), for the detect_* report */
+#define URT_DEFAULT_MONITOR_US	"50"
+#define URT_DEFAULT_HOG_US	"1000"
 #define US(x) ((int64_t)(x) * 1000)
 
 /*
@@ -786,6 +794,184 @@ static void starve_sleep(void) { block_kind = BLOCK_SLEEP; samples(starvation_it
 static void starve_read(void) { block_kind = BLOCK_READ; samples(starvation_iter); }
 static void starve_spin(void) { block_kind = BLOCK_SPIN; samples(starvation_iter); }
 
+/* --------------------------------------------------------------- detection */
+
+/*
+ * Detection latency: how long the tasks queued behind a stuck worker wait
+ * for the monitor. Each of the WORKERS slots runs a blocker task (they
+ * meet at a spinning barrier first, so each holds its own worker). A
+ * blocker spawns a probe task -- into its slot's LIFO slot, which no other
+ * slot steals from, so only the slot's owner can run it -- takes a
+ * timestamp and blocks: in read(2) of a pipe that the probe writes, in
+ * nanosleep(DETECT_SLEEP), or spinning until the probe ran. The probe
+ * takes its own timestamp first thing. Latency = probe start - block
+ * start: the backend's detection, the monitor thread's wake-up, the
+ * handoff and the spare's wake-up, all of it. DETECT_BLOCKS blocks per
+ * slot per sample; each sample prints p50, p99 and max in us (stat=...),
+ * and how many probes ran only after the block had ended by itself
+ * (missed=: sleep only, the others wait for the probe).
+ *
+ * urt only; URT_MONITOR chooses the backend. With the monitor off nothing
+ * moves the slot: read and spin would wait for the fallback below.
+ */
+#define DETECT_BLOCKS	200
+#define DETECT_SLEEP	MS(3)
+#define DETECT_MAX	MS(200)		/* read/spin: released by main after this */
+
+struct detect_slot {
+	int pipe[2];
+	atomic_llong t_block;		/* the blocker's timestamp before blocking */
+	atomic_llong t_run;		/* the probe's first timestamp */
+	atomic_bool ended;		/* the block ended (sleep: by itself) */
+};
+
+static struct detect_slot *dslots;
+static atomic_uint detect_arrived;
+static unsigned int detect_n;
+
+static void *detect_probe(void *arg)
+{
+	struct detect_slot *d = arg;
+
+	atomic_store(&d->t_run, urt_now());
+	if (block_kind == BLOCK_READ && write(d->pipe[1], "x", 1) != 1)
+		die("write", -errno);
+	return NULL;
+}
+
+static void *detect_blocker(void *arg)
+{
+	struct detect_slot *d = arg;
+	int64_t until = urt_now() + MS(100);
+	struct timespec ts = { 0, DETECT_SLEEP };
+	urt_task_t p;
+	char c;
+
+	/* Spin until every blocker runs: each then holds a worker of its own. */
+	atomic_fetch_add(&detect_arrived, 1);
+	while (atomic_load(&detect_arrived) < detect_n && urt_now() < until)
+		__asm__ volatile("pause" ::: "memory");
+	p = urt_spawn_opts(NULL, detect_probe, d, &(struct urt_spawn_opts){ .detached = true });
+	if (!p.id)
+		die("urt_spawn_opts", -errno);
+	atomic_store(&d->t_block, urt_now());
+	switch (block_kind) {
+	case BLOCK_READ:
+		if (read(d->pipe[0], &c, 1) != 1)
+			die("read", -errno);
+		break;
+	case BLOCK_SLEEP:
+		nanosleep(&ts, NULL);
+		break;
+	default:
+		while (!atomic_load_explicit(&d->t_run, memory_order_relaxed) &&
+		       !atomic_load_explicit(&d->ended, memory_order_relaxed))
+			__asm__ volatile("pause" ::: "memory");
+		break;
+	}
+	atomic_store(&d->ended, true);
+	return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static const char *detect_threshold(void)
+{
+	static char buf[32];
+	const char *env = getenv(block_kind == BLOCK_SPIN ? "URT_HOG_THRESHOLD_US" :
+				 "URT_MONITOR_THRESHOLD_US");
+
+	/* The defaults of struct urt_config (include/urt.h). */
+	snprintf(buf, sizeof(buf), "%s", env ? env :
+		 block_kind == BLOCK_SPIN ? URT_DEFAULT_HOG_US : URT_DEFAULT_MONITOR_US);
+	return buf;
+}
+
+static void detect_iter(int sample)
+{
+	size_t nblocks = sized(DETECT_BLOCKS), nlat = 0, missed = 0;
+	int64_t *lat = calloc(nblocks * detect_n, sizeof(*lat));
+	urt_task_t b[detect_n];
+
+	for (size_t k = 0; k < nblocks; k++) {
+		atomic_store(&detect_arrived, 0);
+		for (unsigned int i = 0; i < detect_n; i++) {
+			atomic_store(&dslots[i].t_block, 0);
+			atomic_store(&dslots[i].t_run, 0);
+			atomic_store(&dslots[i].ended, false);
+			b[i] = spawn(rt, detect_blocker, &dslots[i]);
+		}
+		for (unsigned int i = 0; i < detect_n; i++) {
+			struct detect_slot *d = &dslots[i];
+			int64_t give_up = urt_now() + DETECT_MAX;
+
+			/* Nothing moved the slot (monitor off?): end the block. */
+			while (!atomic_load(&d->t_run) && urt_now() < give_up)
+				usleep(100);
+			if (!atomic_load(&d->t_run)) {
+				atomic_store(&d->ended, true);
+				if (block_kind == BLOCK_READ && write(d->pipe[1], "x", 1) != 1)
+					die("write", -errno);
+			}
+		}
+		for (unsigned int i = 0; i < detect_n; i++) {
+			struct detect_slot *d = &dslots[i];
+
+			CHECK(urt_join(b[i], NULL));
+			while (!atomic_load(&d->t_run))
+				usleep(100);	/* the probe runs after the block at the latest */
+			lat[nlat++] = atomic_load(&d->t_run) - atomic_load(&d->t_block);
+			if (block_kind == BLOCK_SLEEP &&
+			    lat[nlat - 1] >= DETECT_SLEEP)
+				missed++;
+		}
+		usleep(200);	/* the stuck threads file themselves as spares */
+	}
+	qsort(lat, nlat, sizeof(*lat), cmp_i64);
+	if (sample >= 0) {
+		static const struct { const char *stat; double q; } stats[] = {
+			{ "p50", 0.50 }, { "p99", 0.99 }, { "max", 1.0 },
+		};
+
+		for (size_t i = 0; i < sizeof(stats) / sizeof(stats[0]); i++) {
+			size_t at = (size_t)(stats[i].q * (double)(nlat - 1) + 0.5);
+
+			printf("RESULT workload=%s runtime=%s workers=%u sample=%d ops=%zu "
+			       "value=%.2f unit=us monitor=%s stat=%s missed=%zu threshold_us=%s\n",
+			       cur_workload, runtime_name, cur_workers, sample, nlat,
+			       (double)lat[at] / 1e3, monitor, stats[i].stat, missed,
+			       detect_threshold());
+		}
+		fflush(stdout);
+	}
+	free(lat);
+}
+
+static void detect(enum block_kind kind)
+{
+	block_kind = kind;
+	detect_n = cur_workers;
+	dslots = calloc(detect_n, sizeof(*dslots));
+	for (unsigned int i = 0; i < detect_n; i++)
+		if (pipe(dslots[i].pipe))
+			die("pipe", -errno);
+	samples(detect_iter);
+	for (unsigned int i = 0; i < detect_n; i++) {
+		close(dslots[i].pipe[0]);
+		close(dslots[i].pipe[1]);
+	}
+	free(dslots);
+}
+
+static void detect_read(void) { detect(BLOCK_READ); }
+static void detect_sleep(void) { detect(BLOCK_SLEEP); }
+static void detect_spin(void) { detect(BLOCK_SPIN); }
+
 /* ----------------------------------------------------------------- idle_mem */
 
 /*
@@ -930,6 +1116,9 @@ static const struct workload workloads[] = {
 	{ "starve_sleep", starve_sleep, true },
 	{ "starve_read", starve_read, true },
 	{ "starve_spin", starve_spin, true },
+	{ "detect_read", detect_read, true },
+	{ "detect_sleep", detect_sleep, true },
+	{ "detect_spin", detect_spin, true },
 	{ "idle_mem_fiber", idle_mem_fiber, false },
 	{ "idle_mem_poll", idle_mem_poll, false },
 };
