@@ -67,11 +67,13 @@ struct urt_config {
 	 * The monitor: when a worker stays blocked in the kernel longer than
 	 * monitor_threshold_ns, or runs one task step longer than
 	 * hog_threshold_ns, while its slot has queued tasks, the slot and its
-	 * queue move to a spare thread (at most max_spares of them).
+	 * queue move to a spare thread (at most max_spares of them). A hog's
+	 * thread then runs its step at nice 19 until the step ends, where the
+	 * process may lower a nice value again (CAP_SYS_NICE or RLIMIT_NICE).
 	 */
 	const char *monitor;		/* "auto" (NULL), "kmod", "bpf", "proc", "off" */
 	int64_t monitor_threshold_ns;	/* 0: 50 us */
-	int64_t hog_threshold_ns;	/* 0: 10 ms; < 0: no hog detection */
+	int64_t hog_threshold_ns;	/* 0: 1 ms; < 0: no hog detection */
 	unsigned int max_spares;	/* 0: as many as there are workers */
 };
 

@@ -142,7 +142,7 @@ int urt__config_resolve(struct urt_config *cfg)
 	if (cfg->monitor_threshold_ns < 0)
 		return -EINVAL;
 	if (cfg->hog_threshold_ns == 0)
-		cfg->hog_threshold_ns = 10000000;
+		cfg->hog_threshold_ns = 1000000;	/* 1 ms: Documentation/monitor.md */
 	if (cfg->max_spares == 0)
 		cfg->max_spares = cfg->workers;
 	if (cfg->max_spares > 1024)

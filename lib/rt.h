@@ -268,6 +268,12 @@ void urt__monitor_inject_failure(struct urt_rt *rt) URT_HIDDEN;
 /* Each worker thread registers itself with the backend (kmod: must be itself). */
 void urt__monitor_thread_init(struct urt_worker *w) URT_HIDDEN;
 void urt__monitor_thread_fini(struct urt_worker *w) URT_HIDDEN;
+/* sched.c calls these: slot_enter found the slot gone (restores a demoted
+ * hog's priority); may the thread become a spare (false: it exits); a
+ * parked slot runs again (wakes a monitor that backed off its tick). */
+void urt__monitor_slot_lost(struct urt_worker *w) URT_HIDDEN;
+bool urt__monitor_may_spare(struct urt_worker *w) URT_HIDDEN;
+void urt__monitor_unparked(struct urt_rt *rt) URT_HIDDEN;
 
 /* relaxed counter bump by the single writer */
 static inline void urt__count(atomic_uint_fast64_t *c, uint64_t n)

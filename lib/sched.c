@@ -125,6 +125,7 @@ static inline struct urt_slot *slot_enter(struct urt_worker *w)
 	atomic_store_explicit(&w->busy, 0, memory_order_release);
 	w->slot_depth = 0;
 	w->slot = NULL;	/* handed to a spare: this thread becomes one */
+	urt__monitor_slot_lost(w);
 	return NULL;
 }
 
@@ -605,6 +606,7 @@ static void park(struct urt_worker *w, struct urt_slot *s)
 		idle_unpark_self(rt, s);
 	URT_TRACE_UNPARK(w, s);
 	atomic_store_explicit(&s->owner, me, memory_order_release);
+	urt__monitor_unparked(rt);
 }
 
 /* ------------------------------------------------------------ workers */
@@ -717,7 +719,7 @@ static void *worker_main(void *arg)
 			run_slot(w);
 		if (atomic_load_explicit(&rt->stop, memory_order_acquire))
 			break;
-		if (!spare_wait(w))
+		if (!urt__monitor_may_spare(w) || !spare_wait(w))
 			break;
 	}
 	urt__monitor_thread_fini(w);

@@ -27,9 +27,33 @@
  * slot never has two owners, no queued task moves or gets lost, and the
  * number of threads running tasks exceeds the slot count only while a
  * stuck thread finishes the step it was stuck in.
+ *
+ * A hog is demoted. A thread blocked in the kernel needs no CPU, but one
+ * that spins through its step competes with the spare that took its slot:
+ * on a machine with as many CPUs as slots the queued tasks would get a
+ * fraction of a CPU. So a hog's thread is set to nice 19 right after its
+ * slot moved (its step then runs on what the slots leave over, as a
+ * multi-level feedback queue favours short jobs), and restores its own
+ * nice value at its first scheduling point (slot_enter finding the slot
+ * gone: urt__monitor_slot_lost). A thread that may not lower its nice
+ * value again (no CAP_SYS_NICE, RLIMIT_NICE too small) retires instead of
+ * becoming a spare; the next handoff starts a fresh one. Per worker, a
+ * generation counter under prio[].lock makes the demotion and the restore
+ * see each other: the monitor demotes only if T has not yet passed its
+ * restore point since the handoff, so no spare ever runs demoted.
+ *
+ * The tick. Hogs are found by sampling the slots' step counters every
+ * half hog threshold while some slot runs tasks. While every slot is
+ * parked, nothing can hog: the tick doubles up to 10 ms (as Go's sysmon
+ * backs off), and a worker that unparks kicks the monitor awake
+ * (urt__monitor_unparked), so the first step after an idle spell is timed
+ * from its start, not from the end of a long sleep.
  */
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -45,7 +69,25 @@ struct hog_sample {
 	uint64_t steps;		/* slot->steps when first seen unchanged */
 	uint64_t task;
 	int64_t since;
+	uintptr_t owner;	/* slot->owner then */
+	bool not_started;	/* owner changed, no step since: cur_task is the old owner's */
 };
+
+/* Per worker: the demotion of a hog's thread (see the top of this file). */
+struct prio {
+	urt_spin lock;
+	uint32_t lost;		/* slot losses the thread has noticed */
+	bool demoted;		/* set to nice 19 by the monitor */
+	bool retire;		/* could not restore: exit instead of sparing */
+	int nice;		/* its nice value before */
+	pid_t tid;
+	struct urt_task *task;	/* demoted: the hog task (a reference) */
+};
+
+#define HOG_NICE	19
+#define TICK_MIN_NS	100000LL	/* the hog tick: >= 100 us */
+#define TICK_MAX_NS	10000000LL	/* <= 10 ms, and when idle */
+#define TICK_IDLE_PASSES 20		/* all parked this long: back off */
 
 struct urt_monitor {
 	struct urt_rt *rt;
@@ -54,11 +96,17 @@ struct urt_monitor {
 	pthread_t thread;
 	atomic_bool stop;
 	struct hog_sample *hog;		/* per slot */
+	struct prio *prio;		/* per worker */
 	uint32_t *pending;		/* per worker: seq of a block past threshold, 0 none */
+	int64_t *given;			/* per worker: when the monitor last gave it a slot */
+	atomic_bool dozing;		/* every slot parked: the tick backed off */
+	bool may_demote;		/* hogs' threads can get their priority back */
+	atomic_uint ndemoted;
 	/* mon and why change only in failover(), under reg_lock; workers
 	 * (un)register under it. The monitor thread reads mon unlocked. */
 	pthread_mutex_t reg_lock;
 	atomic_bool inject_failure;
+	int64_t spare_started;		/* when the monitor last started a spare */
 };
 
 static int membarrier(int cmd)
@@ -125,38 +173,166 @@ static bool spare_add(struct urt_rt *rt)
 {
 	struct urt_worker *p = urt__spare_reserve(rt);
 
-	return p && urt__spare_spawn(p) == 0;
+	if (!p || urt__spare_spawn(p))
+		return false;
+	if (rt->monitor)
+		rt->monitor->spare_started = urt_now();
+	return true;
+}
+
+/*
+ * The hog T lost its slot s: set its thread to nice HOG_NICE unless it
+ * already noticed the loss (lost moved past gen): then it is on its way to
+ * being a spare and must keep its priority. Holds a reference to the hog
+ * task, whose step's end (RUNNING clear) the monitor watches: the thread
+ * gets its priority back then, whether or not it reaches slot_enter soon
+ * (a task that completes wakes its joiner first, and a demoted thread on
+ * a busy machine would take long to get there).
+ */
+static void demote(struct urt_monitor *m, struct urt_worker *t, uint32_t gen,
+		   struct urt_task *task)
+{
+	struct prio *pr = &m->prio[t->index];
+	pid_t tid = __atomic_load_n(&t->tid, __ATOMIC_ACQUIRE);
+	int nice;
+
+	if (tid <= 0) {
+		urt__task_unref(task);
+		return;
+	}
+	urt__spin_lock(&pr->lock);
+	if (pr->lost == gen && !pr->demoted) {
+		errno = 0;
+		nice = getpriority(PRIO_PROCESS, (id_t)tid);
+		if (!errno && nice < HOG_NICE &&
+		    setpriority(PRIO_PROCESS, (id_t)tid, HOG_NICE) == 0) {
+			pr->nice = nice;
+			pr->tid = tid;
+			pr->demoted = true;
+			pr->task = task;
+			task = NULL;
+			atomic_fetch_add(&m->ndemoted, 1);
+		}
+	}
+	urt__spin_unlock(&pr->lock);
+	if (task)
+		urt__task_unref(task);
+}
+
+/* Under pr->lock: gives a demoted thread its nice value back (tid: that
+ * thread, 0: the caller); returns the task reference to drop. */
+static struct urt_task *undemote(struct urt_monitor *m, struct prio *pr, pid_t tid)
+{
+	struct urt_task *task = pr->task;
+
+	if (setpriority(PRIO_PROCESS, (id_t)tid, pr->nice))
+		pr->retire = true;	/* EPERM: privilege dropped since start */
+	pr->demoted = false;
+	pr->task = NULL;
+	atomic_fetch_sub(&m->ndemoted, 1);
+	return task;
+}
+
+/* Each pass: demoted threads whose hog step ended get their priority back. */
+static void check_demoted(struct urt_monitor *m)
+{
+	struct urt_rt *rt = m->rt;
+
+	if (!atomic_load_explicit(&m->ndemoted, memory_order_relaxed))
+		return;
+	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		struct prio *pr = &m->prio[k];
+		struct urt_task *drop = NULL;
+
+		urt__spin_lock(&pr->lock);
+		if (pr->demoted &&
+		    !(atomic_load_explicit(&pr->task->state, memory_order_acquire) & TS_RUNNING))
+			drop = undemote(m, pr, pr->tid);
+		urt__spin_unlock(&pr->lock);
+		if (drop)
+			urt__task_unref(drop);
+	}
+}
+
+/*
+ * Demote hogs only where their threads can be given their priority back:
+ * lowering a nice value needs CAP_SYS_NICE or an RLIMIT_NICE of 20 - nice.
+ * An unprivileged process does not demote (its hogs share the CPU fairly):
+ * a thread stuck at nice 19 would crawl to its next scheduling point on a
+ * busy machine, holding a place in the thread budget that the next
+ * handoff needs.
+ */
+static bool can_restore_nice(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	struct rlimit rl;
+	int nice;
+
+	if (syscall(SYS_capget, &hdr, data) == 0 &&
+	    (data[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE)))
+		return true;
+	errno = 0;
+	nice = getpriority(PRIO_PROCESS, 0);
+	return !errno && getrlimit(RLIMIT_NICE, &rl) == 0 &&
+	       (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(20 - nice));
 }
 
 bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handoff_note *note)
 {
 	uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
+	struct urt_monitor *m = rt->monitor;
 	struct urt_worker *p, *old;
+	struct urt_task *hog = NULL;
+	uint32_t gen = 0;
 	bool warm;
 
 	if (ctl & SLOT_PARKED)
 		return false;
 	p = spare_take(rt);
 	if (!p) {
-		/* None idle: start one and wait for it to file itself. */
-		int64_t until = urt_now() + 100000000;
+		/* None idle: start one and wait for it to file itself. With
+		 * the budget spent, a spare started a moment ago (the warm one
+		 * after the last handoff, when several slots block at once) is
+		 * still worth waiting for; else wait for a stuck thread to
+		 * come back. */
+		int64_t now = urt_now(), until = now + 100000000;
 
-		if (!spare_add(rt))
-			return false;	/* budget spent: wait for a stuck thread to return */
+		if (!spare_add(rt)) {
+			if (!m || now - m->spare_started > 10000000)
+				return false;
+			until = m->spare_started + 10000000;
+		}
 		while (!(p = spare_take(rt)) && urt_now() < until)
 			sched_yield();
 		if (!p)
 			return false;
 	}
+	old = (struct urt_worker *)ctl;
+	if (m && m->may_demote && note && note->hog && note->seen.id) {
+		/* Before the CAS: T notices a loss only after it; and the
+		 * spare overwrites s->cur as soon as it runs. */
+		hog = atomic_load_explicit(&s->cur, memory_order_acquire);
+		if (hog && !urt__task_tryref(hog))
+			hog = NULL;
+		if (hog && atomic_load_explicit(&hog->id, memory_order_acquire) != note->seen.id) {
+			urt__task_unref(hog);	/* its step ended meanwhile */
+			hog = NULL;
+		}
+		urt__spin_lock(&m->prio[old->index].lock);
+		gen = m->prio[old->index].lost;
+		urt__spin_unlock(&m->prio[old->index].lock);
+	}
 	if (!atomic_compare_exchange_strong(&s->owner, &ctl, (uintptr_t)p)) {
 		/* parked or moved meanwhile: P stays an idle spare */
+		if (hog)
+			urt__task_unref(hog);
 		urt__spin_lock(&rt->spare_lock);
 		rt->spares[rt->nspares++] = p->index;
 		urt__spin_unlock(&rt->spare_lock);
 		return false;
 	}
 	membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-	old = (struct urt_worker *)ctl;
 	while (atomic_load_explicit(&old->busy, memory_order_acquire))
 		sched_yield();
 	/* Account before the spare runs: whoever sees its work sees these. */
@@ -166,13 +342,77 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 		record_handoff(s, &note->seen, note->syscall, note->stuck_ns);
 	}
 	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
+	if (m)
+		m->given[p->index] = urt_now();
 	spare_give(p, s);
+	if (hog)
+		demote(m, old, gen, hog);
 	/* Keep one spare warm, so the next handoff needs no thread start. */
 	urt__spin_lock(&rt->spare_lock);
 	warm = rt->nspares != 0;
 	urt__spin_unlock(&rt->spare_lock);
 	if (!warm)
 		spare_add(rt);
+	return true;
+}
+
+/*
+ * Worker w's slot_enter found its slot gone (the monitor moved it): if it
+ * was demoted as a hog, restore its nice value now, or mark it to retire.
+ */
+void urt__monitor_slot_lost(struct urt_worker *w)
+{
+	struct urt_monitor *m = w->rt->monitor;
+	struct urt_task *drop = NULL;
+	struct prio *pr;
+
+	if (!m)
+		return;
+	pr = &m->prio[w->index];
+	urt__spin_lock(&pr->lock);
+	pr->lost++;
+	if (pr->demoted)
+		drop = undemote(m, pr, 0);
+	urt__spin_unlock(&pr->lock);
+	if (drop)
+		urt__task_unref(drop);
+}
+
+/* Before w becomes a spare: false if it must exit instead (it could not
+ * restore its priority after a demotion). */
+bool urt__monitor_may_spare(struct urt_worker *w)
+{
+	struct urt_monitor *m = w->rt->monitor;
+	bool retire;
+
+	if (!m)
+		return true;
+	urt__spin_lock(&m->prio[w->index].lock);
+	retire = m->prio[w->index].retire;
+	urt__spin_unlock(&m->prio[w->index].lock);
+	return !retire;
+}
+
+/* A slot unparked: if the monitor backed off its tick, wake it. */
+void urt__monitor_unparked(struct urt_rt *rt)
+{
+	struct urt_monitor *m = rt->monitor;
+
+	if (!m || !atomic_load_explicit(&m->dozing, memory_order_seq_cst) ||
+	    !atomic_exchange(&m->dozing, false))
+		return;
+	pthread_mutex_lock(&m->reg_lock);
+	if (m->mon)
+		urt__mon_kick(m->mon);
+	pthread_mutex_unlock(&m->reg_lock);
+}
+
+static bool all_parked(struct urt_rt *rt)
+{
+	for (unsigned int i = 0; i < rt->nslots; i++)
+		if (!(atomic_load_explicit(&rt->slots[i].owner, memory_order_seq_cst) &
+		      SLOT_PARKED))
+			return false;
 	return true;
 }
 
@@ -209,8 +449,11 @@ static void check_blocked(struct urt_monitor *m)
 			continue;
 		}
 		s = running_slot(rt, k);
-		if (!s) {
-			m->pending[k] = 0;	/* parked on purpose, or a spare */
+		if (!s || st.since_ns < m->given[k]) {
+			/* parked on purpose, or a spare; or a spare that was
+			 * just given a slot and has not run yet: the block is
+			 * its wait for one */
+			m->pending[k] = 0;
 			continue;
 		}
 		if (!has_work(rt, s))
@@ -224,7 +467,13 @@ static void check_blocked(struct urt_monitor *m)
 	}
 }
 
-/* A step that runs too long (spinning, or blocked unseen): hand off. */
+/*
+ * A step that runs too long: hand off. If the backend says the thread is
+ * blocked in the kernel, it is a block, not a hog: handed off (not
+ * demoted) once it lasted the block threshold; this also catches blocks
+ * whose event was spent (proc merging a park and the block after it into
+ * one). Otherwise the thread is running: a hog.
+ */
 static void check_hogs(struct urt_monitor *m, int64_t now)
 {
 	struct urt_rt *rt = m->rt;
@@ -235,23 +484,39 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 		struct urt_slot *s = &rt->slots[i];
 		struct hog_sample *h = &m->hog[i];
 		struct urt_handoff_note note;
+		struct urt_mon_wstate st;
 		uint64_t steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
 		uint64_t task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
+		uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
 
-		if (!task || steps != h->steps || task != h->task) {
+		bool moved = ctl != h->owner;
+
+		if (moved || steps != h->steps || task != h->task) {
+			/* Handed off with no step since: cur_task is the stuck
+			 * step of the old owner; the new one has not begun. */
+			h->not_started = moved && steps == h->steps;
+			h->owner = ctl;
 			h->steps = steps;
 			h->task = task;
 			h->since = now;
 			continue;
 		}
-		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
+		if (!task || h->not_started || (ctl & SLOT_PARKED) ||
+		    now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
 		note.hog = true;
 		note.syscall = -1;
 		note.stuck_ns = now - h->since;
+		if (m->mon && urt__mon_snapshot(m->mon, (unsigned int)((struct urt_worker *)ctl)->index,
+						&st) == 0 && st.state == URT_MON_BLOCKED) {
+			if (now - st.since_ns < rt->cfg.monitor_threshold_ns)
+				continue;	/* a block the block threshold has not passed */
+			note.hog = false;
+			note.syscall = st.syscall;
+			note.stuck_ns = now - st.since_ns;
+		}
 		seen_task(s, &note.seen);
-		if (urt__handoff(rt, s, &note))
-			h->since = now;	/* the new owner gets a full threshold too */
+		urt__handoff(rt, s, &note);	/* the new owner: a fresh sample */
 	}
 }
 
@@ -330,23 +595,48 @@ static void *monitor_main(void *arg)
 	struct urt_monitor *m = arg;
 	struct urt_rt *rt = m->rt;
 	struct urt_mon_event ev[MAX_EVENTS];
-	int64_t tick = rt->cfg.hog_threshold_ns > 0 ? rt->cfg.hog_threshold_ns / 2 : 10000000;
+	int64_t base = rt->cfg.hog_threshold_ns > 0 ? rt->cfg.hog_threshold_ns / 2 : TICK_MAX_NS;
+	int64_t tick;
+	unsigned int idle_passes = 0;
 	char name[16];
 
 	snprintf(name, sizeof(name), "%.10s-mon", rt->cfg.name);
 	pthread_setname_np(pthread_self(), name);
+	/* Its sleeps are deadlines (the tick backends, the hog tick): no
+	 * 50 us default slack on top. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	spare_add(rt);		/* one warm spare from the start */
-	if (tick > 10000000)
-		tick = 10000000;
+	if (base < TICK_MIN_NS)
+		base = TICK_MIN_NS;
+	if (base > TICK_MAX_NS)
+		base = TICK_MAX_NS;
+	tick = base;
 	while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
 		bool pending = false;
 		int n;
 
 		for (unsigned int k = 0; k < rt->nworkers; k++)
 			pending |= m->pending[k] != 0;
+		/* Back off while every slot is parked; a worker that unparks
+		 * kicks us (urt__monitor_unparked) once dozing is set. */
+		if (!m->mon || !all_parked(rt) || atomic_load(&m->ndemoted)) {
+			idle_passes = 0;
+			tick = base;
+		} else if (++idle_passes >= TICK_IDLE_PASSES) {
+			atomic_store_explicit(&m->dozing, true, memory_order_seq_cst);
+			if (all_parked(rt)) {
+				tick = tick * 2 > TICK_MAX_NS ? TICK_MAX_NS : tick * 2;
+			} else {
+				atomic_store(&m->dozing, false);
+				idle_passes = 0;
+				tick = base;
+			}
+		}
 		if (m->mon) {
 			/* While a reported block waits for work, look again soon. */
-			n = urt__mon_wait(m->mon, pending ? 200000 : tick, ev, MAX_EVENTS);
+			n = urt__mon_wait(m->mon, pending && tick > 200000 ? 200000 : tick, ev,
+					  MAX_EVENTS);
+			atomic_store_explicit(&m->dozing, false, memory_order_relaxed);
 			if (!n && atomic_exchange(&m->inject_failure, false))
 				n = -EIO;	/* urt__monitor_inject_failure(): tests */
 			if (n < 0) {
@@ -365,6 +655,7 @@ static void *monitor_main(void *arg)
 			nanosleep(&ts, NULL);
 		}
 		check_hogs(m, urt_now());
+		check_demoted(m);
 	}
 	return NULL;
 }
@@ -380,10 +671,13 @@ int urt__monitor_start(struct urt_rt *rt)
 	if (!m)
 		return -ENOMEM;
 	m->rt = rt;
+	m->may_demote = can_restore_nice();
 	pthread_mutex_init(&m->reg_lock, NULL);
 	m->hog = calloc(rt->nslots, sizeof(*m->hog));
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
-	if (!m->hog || !m->pending) {
+	m->prio = calloc(rt->nworkers, sizeof(*m->prio));
+	m->given = calloc(rt->nworkers, sizeof(*m->given));
+	if (!m->hog || !m->pending || !m->prio || !m->given) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -411,6 +705,8 @@ int urt__monitor_start(struct urt_rt *rt)
 fail:
 	free(m->hog);
 	free(m->pending);
+	free(m->prio);
+	free(m->given);
 	free(m);
 	return err;
 }
@@ -427,6 +723,19 @@ void urt__monitor_stop(struct urt_rt *rt)
 		urt__mon_kick(m->mon);
 	pthread_mutex_unlock(&m->reg_lock);
 	pthread_join(m->thread, NULL);
+	/* Nobody watches the demoted hogs any more: give them their
+	 * priority back now, and the task references. */
+	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		struct prio *pr = &m->prio[k];
+		struct urt_task *drop = NULL;
+
+		urt__spin_lock(&pr->lock);
+		if (pr->demoted)
+			drop = undemote(m, pr, pr->tid);
+		urt__spin_unlock(&pr->lock);
+		if (drop)
+			urt__task_unref(drop);
+	}
 }
 
 /* After the workers are gone (they unregistered), so close can detach. */
@@ -440,6 +749,8 @@ void urt__monitor_free(struct urt_rt *rt)
 	pthread_mutex_destroy(&m->reg_lock);
 	free(m->hog);
 	free(m->pending);
+	free(m->prio);
+	free(m->given);
 	free(m);
 	rt->monitor = NULL;
 }
@@ -450,6 +761,11 @@ void urt__monitor_thread_init(struct urt_worker *w)
 
 	if (!m)
 		return;
+	/* A new thread in this worker struct: nothing demoted, no retire. */
+	urt__spin_lock(&m->prio[w->index].lock);
+	m->prio[w->index].demoted = false;
+	m->prio[w->index].retire = false;
+	urt__spin_unlock(&m->prio[w->index].lock);
 	pthread_mutex_lock(&m->reg_lock);
 	if (m->mon)
 		urt__mon_register(m->mon, (unsigned int)w->index);

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -399,6 +400,203 @@ TEST_F_TIMEOUT(handoff, teardown_while_workers_are_blocked_is_clean, 60)
 	close(sh->pipe[0]);
 	close(sh->pipe[1]);
 }
+
+#ifndef URT_VM_KMOD_ONLY
+/*
+ * A hog's thread is demoted to nice 19 once its slot moved, so the spare
+ * that took the slot gets the CPU; at its next scheduling point it takes
+ * its nice value back (privileged), or retires instead of becoming a spare
+ * (unprivileged: it may not lower its nice value again).
+ */
+struct hog {
+	atomic_int tid;			/* the hog's thread */
+	atomic_int release;
+	atomic_int nice_seen;		/* its nice value seen from the task, after */
+	atomic_int stepped;		/* the step after the yield ran */
+	atomic_long shorts_done;
+};
+
+static void *hog_task(void *arg)
+{
+	struct hog *h = arg;
+
+	atomic_store(&h->tid, (int)syscall(SYS_gettid));
+	while (!atomic_load(&h->release))
+		;
+	urt_yield();		/* a scheduling point: the old thread notices */
+	atomic_store(&h->stepped, 1);
+	return NULL;
+}
+
+static void *hog_short(void *arg)
+{
+	struct hog *h = arg;
+
+	atomic_fetch_add(&h->shorts_done, 1);
+	return NULL;
+}
+
+static int nice_of(int tid)
+{
+	errno = 0;
+	int v = getpriority(PRIO_PROCESS, tid);
+
+	return errno ? -100 : v;
+}
+
+static bool thread_alive(int tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d", tid);
+	return access(path, F_OK) == 0;
+}
+
+/* Gives up CAP_SYS_NICE and RLIMIT_NICE headroom (root: becomes nobody). */
+static bool drop_nice_privilege(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_NICE, &rl))
+		return false;
+	return geteuid() != 0 || (setgid(65534) == 0 && setuid(65534) == 0);
+}
+
+/*
+ * Runs a hog on a 1-slot runtime until its slot moved; returns its tid.
+ * drop: give up the privilege to lower a nice value once the runtime runs.
+ */
+static int hog_handed_off(struct __test_metadata *_metadata, urt_rt **rtp, struct hog *h,
+			  urt_task_t *ht, bool drop, int want_nice)
+{
+	struct urt_config cfg;
+	urt_task_t s[20];
+	int64_t deadline;
+	int tid;
+
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = "proc";		/* hogs are found by the step counters */
+	cfg.hog_threshold_ns = MS(2);
+	EXPECT_EQ(0, urt_create(rtp, &cfg));
+	if (drop)
+		EXPECT_TRUE(drop_nice_privilege());
+	*ht = urt_spawn(*rtp, hog_task, h);
+	EXPECT_NE(0, ht->id);
+	deadline = urt_now() + MS(5000) * SLOW;
+	while (!atomic_load(&h->tid) && urt_now() < deadline)
+		usleep(1000);
+	tid = atomic_load(&h->tid);
+	EXPECT_NE(0, tid);
+	EXPECT_EQ(0, nice_of(tid));
+	for (int i = 0; i < 20; i++)
+		s[i] = urt_spawn(*rtp, hog_short, h);
+	for (int i = 0; i < 20; i++)
+		EXPECT_EQ(0, urt_join_timeout(s[i], NULL, MS(3000) * SLOW));
+	EXPECT_EQ(20, atomic_load(&h->shorts_done));
+	/* Demoted right after the handoff (or not at all); the spare is not. */
+	deadline = urt_now() + MS(want_nice ? 2000 : 200) * SLOW;
+	while (nice_of(tid) != 19 && urt_now() < deadline)
+		usleep(1000);
+	EXPECT_EQ(want_nice, nice_of(tid));
+	return tid;
+}
+
+TEST(a_hog_runs_at_nice_19_after_its_slot_moved_and_gets_its_priority_back)
+{
+	struct hog h = { 0 };
+	struct urt_stats st;
+	urt_task_t ht;
+	int64_t deadline;
+	urt_rt *rt;
+	int tid;
+
+	if (geteuid() != 0)
+		SKIP(return, "restoring a nice value needs CAP_SYS_NICE (root)");
+	tid = hog_handed_off(_metadata, &rt, &h, &ht, false, 19);
+	atomic_store(&h.release, 1);
+	ASSERT_EQ(0, urt_join(ht, NULL));
+	ASSERT_EQ(1, atomic_load(&h.stepped));
+	/* The hog's step ended: priority restored, and the thread is a
+	 * spare (alive), not retired. */
+	deadline = urt_now() + MS(2000) * SLOW;
+	while (nice_of(tid) != 0 && urt_now() < deadline)
+		usleep(1000);
+	ASSERT_EQ(0, nice_of(tid));
+	ASSERT_TRUE(thread_alive(tid));
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	ASSERT_GE(st.hogs, 1);
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+
+/* Runs body in a child (it drops privileges); its exit code is the step that failed. */
+#define IN_CHILD(...) do {						\
+	int status_ = 0;						\
+	pid_t pid_ = fork();						\
+	ASSERT_GE(pid_, 0);						\
+	if (pid_ == 0) {						\
+		__VA_ARGS__;						\
+		_exit(0);						\
+	}								\
+	ASSERT_EQ(pid_, waitpid(pid_, &status_, 0));			\
+	ASSERT_TRUE(WIFEXITED(status_));				\
+	ASSERT_EQ(0, WEXITSTATUS(status_)) {				\
+		TH_LOG("child step %d failed", WEXITSTATUS(status_));	\
+	}								\
+} while (0)
+
+TEST(a_runtime_that_could_not_restore_a_priority_does_not_demote_its_hogs)
+{
+	IN_CHILD({
+		struct hog h = { 0 };
+		urt_task_t ht;
+		urt_rt *rt;
+
+		if (!drop_nice_privilege())
+			_exit(10);
+		hog_handed_off(_metadata, &rt, &h, &ht, false, 0);
+		if (!_metadata->passed)
+			_exit(11);
+		atomic_store(&h.release, 1);
+		if (urt_join(ht, NULL) || urt_destroy(rt))
+			_exit(12);
+	});
+}
+
+TEST(a_demoted_hog_that_cannot_restore_its_priority_retires)
+{
+	if (geteuid() != 0)
+		SKIP(return, "needs root to demote, then drops it");
+	IN_CHILD({
+		struct hog h = { 0 };
+		urt_task_t ht, more;
+		int64_t deadline;
+		urt_rt *rt;
+		int tid;
+
+		/* Privileged at start (demotes), unprivileged when the hog
+		 * comes back: it cannot lower its nice value again. */
+		tid = hog_handed_off(_metadata, &rt, &h, &ht, true, 19);
+		if (!_metadata->passed)
+			_exit(11);
+		atomic_store(&h.release, 1);
+		if (urt_join(ht, NULL) || !atomic_load(&h.stepped))
+			_exit(12);
+		/* The old thread exited instead of becoming a spare. */
+		deadline = urt_now() + MS(3000) * SLOW;
+		while (thread_alive(tid) && urt_now() < deadline)
+			usleep(1000);
+		if (thread_alive(tid))
+			_exit(13);
+		/* The runtime goes on with a fresh spare. */
+		more = urt_spawn(rt, hog_short, &h);
+		if (!more.id || urt_join(more, NULL))
+			_exit(14);
+		if (urt_destroy(rt))
+			_exit(15);
+	});
+}
+#endif /* !URT_VM_KMOD_ONLY */
 
 #ifndef URT_VM_KMOD_ONLY
 /* The runtime's BPF programs go away with it, even when it is SIGKILLed. */
