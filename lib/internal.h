@@ -202,11 +202,16 @@ int64_t urt__deadline(int64_t timeout_ns) URT_HIDDEN;
  * unlinked has been notified, or is being notified: it must call
  * urt__waiter_wait_notified() before its frame goes away, and take or pass
  * on what the notifier handed it (w->value).
+ *
+ * The notifier holds no reference on w->task: a fiber's wait returns only
+ * once the notifier's wake of the task is over (wait.c: `notified` goes
+ * NOTIFYING, then DONE after the wake), so the task cannot complete, and
+ * its object be reused, under the wake.
  */
 struct urt_waiter {
 	struct urt_waiter *next, *prev;	/* primitive's list */
 	struct urt_task *task;		/* NULL: a thread outside the runtime */
-	atomic_uint notified;		/* futex word for foreign threads */
+	atomic_uint notified;		/* wait.c W_*; futex word for foreign threads */
 	int result;			/* for the notifier to hand over */
 	void *value;
 	void *user;			/* primitive-private */

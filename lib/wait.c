@@ -2,12 +2,48 @@
 /*
  * wait.c - waiters: how fibers and foreign threads wait on primitives.
  *
- * The protocol is in internal.h. The key property: the notifier publishes
- * `notified` and then wakes, holding a reference on the waiting task so the
- * task object cannot be reused in between; after the store it never touches
- * the waiter again, because the waiter's frame may already be gone.
+ * The protocol is in internal.h. The key property: after its last store to
+ * `notified` the notifier never touches the waiter (or, for a fiber, its
+ * task) again, because the waiter's frame may already be gone and its task
+ * may have completed and been reused.
+ *
+ * `notified` goes 0 -> W_NOTIFYING -> W_DONE for a fiber, 0 -> W_DONE for
+ * a foreign thread. A fiber's notifier stores W_NOTIFYING (release: hands
+ * over result/value), wakes the task, then stores W_DONE (release: its wake
+ * is over). The waiter leaves only on W_DONE, so the task cannot complete
+ * (and its object be reused) while the wake still uses it: no reference
+ * is taken around the wake (that was two locked RMWs per notify). A waiter
+ * that sees W_NOTIFYING must not park -- the wake may already have been
+ * consumed by the step it is in, and no other wake comes -- so it spins and
+ * yields (held, urt_yield-style) for the few instructions left to the
+ * notifier.
  */
+#include <sched.h>
+
 #include "rt.h"
+
+enum { W_WAITING, W_NOTIFYING, W_DONE };
+
+/*
+ * A fiber saw W_NOTIFYING: its notifier is between its two stores (a wake,
+ * no waiting in it). Spin a little, then yield (the task stays held and
+ * goes to the back of the ring) so this worker's other tasks run; past
+ * that, the notifier's thread was preempted: give it the CPU as well.
+ */
+static void wait_notify_done(struct urt_waiter *w)
+{
+	for (unsigned int i = 0;
+	     atomic_load_explicit(&w->notified, memory_order_acquire) != W_DONE; i++) {
+		if (i < 64) {
+			__builtin_ia32_pause();
+			continue;
+		}
+		if (i >= 1024)
+			sched_yield();
+		w->task->yielded = true;
+		urt__fiber_suspend(w->task);
+	}
+}
 
 int urt__may_wait(void)
 {
@@ -36,15 +72,23 @@ int urt__waiter_wait(struct urt_waiter *w, int64_t deadline)
 {
 	if (w->task) {
 		for (;;) {
+			unsigned int n;
 			int r;
 
-			if (atomic_load_explicit(&w->notified, memory_order_acquire))
-				return 0;
+			n = atomic_load_explicit(&w->notified, memory_order_acquire);
+			if (n)
+				goto notified;
 			r = urt__park(deadline);
-			if (atomic_load_explicit(&w->notified, memory_order_acquire))
-				return 0;
+			n = atomic_load_explicit(&w->notified, memory_order_acquire);
+			if (n)
+				goto notified;
 			if (r)
 				return r;
+			continue;
+notified:
+			if (unlikely(n != W_DONE))
+				wait_notify_done(w);
+			return 0;
 		}
 	}
 	while (!atomic_load_explicit(&w->notified, memory_order_acquire)) {
@@ -63,6 +107,8 @@ void urt__waiter_wait_notified(struct urt_waiter *w)
 		else
 			urt__futex_wait(&w->notified, 0, URT_FOREVER);
 	}
+	if (w->task)
+		wait_notify_done(w);
 }
 
 void urt__waiter_notify(struct urt_waiter *w)
@@ -70,12 +116,12 @@ void urt__waiter_notify(struct urt_waiter *w)
 	struct urt_task *t = w->task;
 
 	if (t) {
-		urt__task_ref(t);
-		atomic_store_explicit(&w->notified, 1, memory_order_release);
+		/* t cannot complete before W_DONE: no reference needed (above). */
+		atomic_store_explicit(&w->notified, W_NOTIFYING, memory_order_release);
 		urt__task_wake(t);
-		urt__task_unref(t);
+		atomic_store_explicit(&w->notified, W_DONE, memory_order_release);
 	} else {
-		atomic_store_explicit(&w->notified, 1, memory_order_release);
+		atomic_store_explicit(&w->notified, W_DONE, memory_order_release);
 		/* The frame may be gone: a stray wake of a reused address is harmless. */
 		urt__futex_wake(&w->notified, 1);
 	}

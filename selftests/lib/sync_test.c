@@ -28,6 +28,12 @@ static void wait_flag(atomic_int *f, int n)
 		usleep(1000);
 }
 
+static void wait_flag_zero(atomic_int *f)
+{
+	while (atomic_load(f) > 0)
+		usleep(1000);
+}
+
 TEST(functions_reject_null_arguments)
 {
 	void *v;
@@ -655,6 +661,171 @@ TEST(oneshot_delivers_one_value_and_refuses_a_second_send)
 	ASSERT_EQ(0, urt_oneshot_recv_timeout(o, &v, 0));
 	ASSERT_EQ((void *)0x1234, v);
 	ASSERT_EQ(0, urt_oneshot_destroy(o));
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+
+/*
+ * The bench's ping_pong on two workers: the notifier's wake and its last
+ * store race the receiver's return, its destroy of both oneshots and its
+ * task's completion (wait.c: W_NOTIFYING, then W_DONE). Under ASan/TSan
+ * this catches a notifier that touches a freed frame, oneshot or task.
+ */
+struct pp_pair {
+	urt_oneshot *ping, *pong;
+};
+
+static atomic_int pp_left, pp_bad;
+
+static void *pp_pong(void *arg)
+{
+	struct pp_pair *p = arg;
+	void *v = NULL;
+
+	if (urt_oneshot_recv(p->ping, &v) || v != (void *)0x1)
+		atomic_fetch_add(&pp_bad, 1);
+	if (urt_oneshot_send(p->pong, (void *)0x2))
+		atomic_fetch_add(&pp_bad, 1);
+	return NULL;
+}
+
+static void *pp_ping(void *arg)
+{
+	struct pp_pair p = { urt_oneshot_create(), urt_oneshot_create() };
+	struct urt_spawn_opts o = { .detached = true };
+	void *v = NULL;
+
+	(void)arg;
+	if (!p.ping || !p.pong || !urt_spawn_opts(NULL, pp_pong, &p, &o).p) {
+		atomic_fetch_add(&pp_bad, 1);
+		return NULL;
+	}
+	if (urt_oneshot_send(p.ping, (void *)0x1))
+		atomic_fetch_add(&pp_bad, 1);
+	if (urt_oneshot_recv(p.pong, &v) || v != (void *)0x2)
+		atomic_fetch_add(&pp_bad, 1);
+	/* pong's last touch of the pair was the send we just received */
+	if (urt_oneshot_destroy(p.ping) || urt_oneshot_destroy(p.pong))
+		atomic_fetch_add(&pp_bad, 1);
+	atomic_fetch_sub(&pp_left, 1);
+	return NULL;
+}
+
+TEST(oneshot_pairs_freed_right_after_the_reply_across_two_workers)
+{
+	urt_rt *rt = test_rt(2);
+	struct urt_spawn_opts o = { .detached = true };
+	int n = 20000;
+
+	atomic_store(&pp_left, n);
+	atomic_store(&pp_bad, 0);
+	for (int i = 0; i < n; i++)
+		ASSERT_NE(NULL, urt_spawn_opts(rt, pp_ping, NULL, &o).p);
+	wait_flag_zero(&pp_left);
+	EXPECT_EQ(0, atomic_load(&pp_bad));
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+
+/*
+ * Receivers that time out just as a foreign thread sends: the give-up
+ * path meets a notifier mid-notify (wait.c: a fiber that sees W_NOTIFYING
+ * spins/yields until W_DONE; it must neither park for good nor leave
+ * early). Every value arrives exactly once.
+ */
+#define RACE_FIBERS	4
+#define RACE_ROUNDS	1000
+
+struct race_rx {
+	urt_oneshot *o[RACE_ROUNDS];
+	atomic_int got, bad;
+};
+
+static void *race_receiver(void *arg)
+{
+	struct race_rx *x = arg;
+
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		void *v = NULL;
+		int r;
+
+		while ((r = urt_oneshot_recv_timeout(x->o[i], &v, 1000 + (i % 7) * 3000)) == -ETIMEDOUT)
+			;
+		if (r || v != (void *)(intptr_t)(i + 1))
+			atomic_fetch_add(&x->bad, 1);
+		atomic_fetch_add(&x->got, 1);
+	}
+	return NULL;
+}
+
+TEST(oneshot_receivers_timing_out_as_the_value_arrives_get_it_once)
+{
+	urt_rt *rt = test_rt(2);
+	static struct race_rx x[RACE_FIBERS];
+	urt_task_t t[RACE_FIBERS];
+
+	for (int f = 0; f < RACE_FIBERS; f++) {
+		atomic_store(&x[f].got, 0);
+		atomic_store(&x[f].bad, 0);
+		for (int i = 0; i < RACE_ROUNDS; i++)
+			ASSERT_NE(NULL, x[f].o[i] = urt_oneshot_create());
+		t[f] = urt_spawn(rt, race_receiver, &x[f]);
+	}
+	for (int i = 0; i < RACE_ROUNDS; i++) {
+		int64_t until;
+
+		/* every receiver is in round i: waiting, or about to */
+		for (int f = 0; f < RACE_FIBERS; f++)
+			while (atomic_load(&x[f].got) < i)
+				;
+		until = urt_now() + (i % 17) * 10000;	/* across a timer tick */
+		while (urt_now() < until)
+			;
+		for (int f = 0; f < RACE_FIBERS; f++)
+			ASSERT_EQ(0, urt_oneshot_send(x[f].o[i], (void *)(intptr_t)(i + 1)));
+	}
+	for (int f = 0; f < RACE_FIBERS; f++) {
+		ASSERT_EQ(NULL, join_ok(t[f]));
+		EXPECT_EQ(RACE_ROUNDS, atomic_load(&x[f].got));
+		EXPECT_EQ(0, atomic_load(&x[f].bad));
+		for (int i = 0; i < RACE_ROUNDS; i++)
+			EXPECT_EQ(0, urt_oneshot_destroy(x[f].o[i]));
+	}
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+
+/* On one worker: runs only once the receiver that spawned it is parked. */
+static void *os_destroyer(void *arg)
+{
+	struct os *x = arg;
+
+	x->r2 = urt_oneshot_destroy(x->o);
+	if (urt_oneshot_send(x->o, (void *)0x77))
+		x->r2 = 1;
+	return NULL;
+}
+
+static void *os_spawning_receiver(void *arg)
+{
+	struct os *x = arg;
+	struct urt_spawn_opts o = { .detached = true };
+
+	if (!urt_spawn_opts(NULL, os_destroyer, x, &o).p)
+		return NULL;
+	x->r = urt_oneshot_recv(x->o, &x->v);
+	return NULL;
+}
+
+TEST(oneshot_destroy_with_a_waiting_receiver_is_ebusy)
+{
+	urt_rt *rt = test_rt(1);
+	urt_oneshot *o = urt_oneshot_create();
+	struct os rx = { o, NULL, 1, 0, 0 };
+
+	ASSERT_NE(NULL, o);
+	ASSERT_EQ(NULL, join_ok(urt_spawn(rt, os_spawning_receiver, &rx)));
+	EXPECT_EQ(-EBUSY, rx.r2);
+	EXPECT_EQ(0, rx.r);
+	EXPECT_EQ((void *)0x77, rx.v);
+	EXPECT_EQ(0, urt_oneshot_destroy(o));
 	ASSERT_EQ(0, urt_destroy(rt));
 }
 
