@@ -26,33 +26,24 @@ ok()   { n=$((n + 1)); pass=$((pass + 1)); echo "ok $n $1"; }
 nok()  { n=$((n + 1)); fail=$((fail + 1)); echo "not ok $n $1"; shift; for l in "$@"; do echo "# $l"; done; }
 skp()  { n=$((n + 1)); skip=$((skip + 1)); echo "ok $n $1 # SKIP $2"; }
 
-# start_victim ARGS...: runs victim in the background, sets $VP once it runs
-start_victim() {
-	local out=$tmp/victim.$RANDOM
-	"$V" "$@" > "$out" 2>&1 &
-	VP=$!
-	victims+=("$VP")
+# start_bg PROG ARGS...: PROG in the background, sets $BP once it prints "ready"
+start_bg() {
+	local prog=$1 out=$tmp/bg.$RANDOM
+	shift
+	"$prog" "$@" > "$out" 2>&1 &
+	BP=$!
+	victims+=("$BP")
 	for _ in $(seq 100); do
 		grep -q '^ready' "$out" && return 0
 		sleep 0.05
 	done
-	echo "# victim did not start: $(cat "$out")"
+	echo "# $(basename "$prog") did not start: $(cat "$out")"
 	return 1
 }
 
-# start_multirt ARGS...: multirt in the background, sets $MP once it runs
-start_multirt() {
-	local out=$tmp/multirt.$RANDOM
-	"$M" "$@" > "$out" 2>&1 &
-	MP=$!
-	victims+=("$MP")
-	for _ in $(seq 100); do
-		grep -q '^ready' "$out" && return 0
-		sleep 0.05
-	done
-	echo "# multirt did not start: $(cat "$out")"
-	return 1
-}
+# start_victim ARGS... / start_multirt ARGS...: set $VP / $MP
+start_victim()  { local rc=0; start_bg "$V" "$@" || rc=$?; VP=$BP; return $rc; }
+start_multirt() { local rc=0; start_bg "$M" "$@" || rc=$?; MP=$BP; return $rc; }
 
 # wait_for FILE PATTERN: until PATTERN is in FILE (a tool says it attached), 20 s
 wait_for() {

@@ -53,12 +53,8 @@ echo "$rounds $trips $thresholds" >"$ir/cost/args"
 
 log "booting ($accel_name)"
 rc=0
-timeout "${URT_VM_TIMEOUT:-400}" qemu-system-x86_64 "${accel[@]}" \
-	-M pc -m 1G -smp 2 -nodefaults -display none -no-reboot \
-	-monitor none -kernel "$vmlinuz" -initrd "$d/initramfs.cpio" \
-	-append "console=ttyS0 panic=-1 loglevel=4 urt.mode=cost ${URT_VM_APPEND:-}" \
-	-serial "file:$d/console.log" -serial "file:$d/out.log" -serial null \
-	-device isa-debug-exit,iobase=0xf4,iosize=4 >"$d/qemu.log" 2>&1 || rc=$?
+vm_boot "${URT_VM_TIMEOUT:-400}" 1G "$d/initramfs.cpio" "$d" \
+	"file:$d/out.log" null urt.mode=cost || rc=$?
 [ "$rc" -eq 3 ] || die "the VM did not finish (qemu exit $rc, see $d/console.log)"
 python3 - "$d/out.log" "${base:-}" <<'PY'
 import statistics, sys

@@ -201,3 +201,19 @@ vm_prepare() {
 	vm_accel
 	log "kernel $kabi ($kver), accel $accel_name"
 }
+
+# vm_boot TIMEOUT MEM INITRD DIR SERIAL2 SERIAL3 CMDLINE: one boot of the
+# test VM, its console in DIR/console.log and qemu's own output in
+# DIR/qemu.log; SERIAL2/SERIAL3 are qemu -serial targets (file:..., null).
+# Returns qemu's exit status: 3 means the guest reached vm_exit (init).
+vm_boot() {
+	local rc=0
+	timeout "$1" qemu-system-x86_64 "${accel[@]}" \
+		-M pc -m "$2" -smp 2 -nodefaults -display none -no-reboot \
+		-monitor none -kernel "$vmlinuz" -initrd "$3" \
+		-append "console=ttyS0 panic=-1 loglevel=4 $7 ${URT_VM_APPEND:-}" \
+		-serial "file:$4/console.log" -serial "$5" -serial "$6" \
+		-device isa-debug-exit,iobase=0xf4,iosize=4 \
+		>"$4/qemu.log" 2>&1 || rc=$?
+	return "$rc"
+}

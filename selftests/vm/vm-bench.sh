@@ -97,14 +97,8 @@ rm -rf "$d" && mkdir -p "$d"
 log "booting ($accel_name): $nruns runs of urt-bench"
 rc=0
 t0=$(date +%s)
-timeout "${URT_VM_TIMEOUT:-300}" qemu-system-x86_64 "${accel[@]}" \
-	-M pc -m 1G -smp 2 -nodefaults -display none -no-reboot \
-	-monitor none -kernel "$vmlinuz" -initrd "$bdir/bench-initramfs.cpio" \
-	-append "console=ttyS0 panic=-1 loglevel=4 urt.mode=bench ${URT_VM_APPEND:-}" \
-	-serial "file:$d/console.log" -serial "file:$d/results.log" \
-	-serial "file:$d/dmesg.log" \
-	-device isa-debug-exit,iobase=0xf4,iosize=4 \
-	>"$d/qemu.log" 2>&1 || rc=$?
+vm_boot "${URT_VM_TIMEOUT:-300}" 1G "$bdir/bench-initramfs.cpio" "$d" \
+	"file:$d/results.log" "file:$d/dmesg.log" urt.mode=bench || rc=$?
 log "VM done after $(($(date +%s) - t0)) s (qemu exit $rc; logs in $d)"
 
 # "URT-VM run A W N" precedes each run's RESULT lines; "URT-VM exit ... RC" ends it.

@@ -54,14 +54,8 @@ run() {
 	rm -rf "$d" && mkdir -p "$d"
 	echo "# vm-check: run '$name' ($accel_name${extra:+, $extra})"
 	t0=$(date +%s.%N)
-	timeout "${URT_VM_TIMEOUT:-180}" qemu-system-x86_64 "${accel[@]}" \
-		-M pc -m 512M -smp 2 -nodefaults -display none -no-reboot \
-		-monitor none -kernel "$vmlinuz" -initrd "$bdir/initramfs.cpio" \
-		-append "console=ttyS0 panic=-1 loglevel=4 urt.mode=check $extra ${URT_VM_APPEND:-}" \
-		-serial "file:$d/console.log" -serial "file:$d/tap.log" \
-		-serial "file:$d/dmesg.log" \
-		-device isa-debug-exit,iobase=0xf4,iosize=4 \
-		>"$d/qemu.log" 2>&1 || rc=$?
+	vm_boot "${URT_VM_TIMEOUT:-180}" 512M "$bdir/initramfs.cpio" "$d" \
+		"file:$d/tap.log" "file:$d/dmesg.log" "urt.mode=check $extra" || rc=$?
 	t1=$(date +%s.%N)
 	# TAP as the guest wrote it; our markers become TAP comments.
 	sed -e 's/\r$//' -e 's/^URT-VM /# vm: /' "$d/tap.log"
