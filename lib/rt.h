@@ -70,7 +70,11 @@ struct urt_slot {
 
 	/* For the monitor and the tools: written by the owner (relaxed). */
 	_Alignas(CACHELINE) atomic_uint_fast64_t steps;	/* task steps started */
-	atomic_uint_fast64_t cur_task;	/* id of the task running, 0 if none */
+	/* Id of the task running, 0 if none. Set at each step's start, set
+	 * to 0 only inside slot_enter/exit (run_slot): a thread that lost the
+	 * slot must not clear the new owner's step (the hog check skips a
+	 * slot whose cur_task is 0). */
+	atomic_uint_fast64_t cur_task;
 	_Atomic(struct urt_task *) cur;	/* that task (checked with tryref before use) */
 	/* Written by the monitor. */
 	atomic_uint_fast64_t handoffs, blocks_seen, hogs;

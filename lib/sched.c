@@ -622,6 +622,14 @@ static void run_slot(struct urt_worker *w)
 
 		if (!s)
 			return;		/* handed off while we were stuck */
+		/*
+		 * No step runs: say so, as the owner. Never at the step's end
+		 * (task.c): a thread whose slot moved meanwhile would write 0
+		 * over the step the spare began, and the hog check skips a
+		 * slot with no step running -- the task queued behind a
+		 * second hog would wait until that hog ended by itself.
+		 */
+		atomic_store_explicit(&s->cur_task, 0, memory_order_relaxed);
 		if (--s->ev_countdown == 0) {
 			s->ev_countdown = rt->cfg.event_interval;
 			maintenance(rt);

@@ -477,8 +477,8 @@ void urt__run_task(struct urt_worker *w, struct urt_task *t)
 	}
 	urt__tls_task = NULL;
 	URT_TRACE_STOP(w, t, finished);
-	if (slot)	/* if the slot moved on meanwhile, the hog check re-samples */
-		atomic_store_explicit(&slot->cur_task, 0, memory_order_relaxed);
+	/* No slot->cur_task = 0 here: the slot may have moved on to a spare
+	 * that began its own step; the loop clears it as the owner (sched.c). */
 	step_end(t, finished);
 }
 

@@ -599,6 +599,110 @@ TEST(a_demoted_hog_that_cannot_restore_its_priority_retires)
 #endif /* !URT_VM_KMOD_ONLY */
 
 #ifndef URT_VM_KMOD_ONLY
+/*
+ * Two hogs back to back on one slot. The first spins until the slot
+ * moved to a spare, which starts the second hog; the first hog's step
+ * ends only after that, on the thread that lost the slot. The end of that
+ * step must not make the slot look idle to the monitor (it once cleared
+ * the slot's cur_task, which the new owner had just set: the hog check
+ * then skipped the slot for good, and the task queued behind the second
+ * hog waited until the hog ended by itself: detect_spin's 200 ms stall).
+ */
+struct hogs2 {
+	urt_rt *rt;
+	atomic_int release_first;	/* the second hog began: first, stop */
+	atomic_int first_done;		/* main joined the first hog */
+	atomic_int third_ran;
+	atomic_int second_gave_up;	/* nothing moved the slot in time */
+	atomic_llong t_queued, t_ran;	/* third: queued, ran */
+	urt_task_t second;
+};
+
+static void *hogs2_third(void *arg)
+{
+	struct hogs2 *h = arg;
+
+	atomic_store(&h->t_ran, urt_now());
+	atomic_store(&h->third_ran, 1);
+	return NULL;
+}
+
+static void *hogs2_second(void *arg)
+{
+	struct hogs2 *h = arg;
+	int64_t until = urt_now() + MS(5000) * SLOW;
+
+	/* The first hog's step ends now, on the thread that lost the slot;
+	 * wait until it is over (main joined it), then queue a task behind
+	 * this hog, in the LIFO slot: only the slot's owner can run it. */
+	atomic_store(&h->release_first, 1);
+	while (!atomic_load(&h->first_done) && urt_now() < until)
+		;
+	atomic_store(&h->t_queued, urt_now());
+	if (!urt_spawn_opts(NULL, hogs2_third, h, &(struct urt_spawn_opts){ .detached = true }).id)
+		return (void *)-1;
+	while (!atomic_load(&h->third_ran) && urt_now() < until)
+		;
+	if (!atomic_load(&h->third_ran))
+		atomic_store(&h->second_gave_up, 1);
+	return NULL;
+}
+
+static void *hogs2_first(void *arg)
+{
+	struct hogs2 *h = arg;
+	int64_t until = urt_now() + MS(5000) * SLOW;
+
+	/* Queued in the LIFO slot behind this hog: the monitor moves the
+	 * slot to a spare, which runs it while we still spin. */
+	h->second = urt_spawn(NULL, hogs2_second, h);
+	if (!h->second.id)
+		return (void *)-1;
+	while (!atomic_load(&h->release_first) && urt_now() < until)
+		;
+	return NULL;
+}
+
+TEST(the_old_owner_ending_its_step_does_not_hide_the_new_owners_hog)
+{
+	struct urt_config cfg;
+	struct hogs2 h;
+	urt_task_t first;
+	int64_t deadline;
+	void *res = NULL;
+
+	memset(&h, 0, sizeof(h));
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = "proc";		/* hogs are found by the step counters */
+	cfg.hog_threshold_ns = MS(2);
+	ASSERT_EQ(0, urt_create(&h.rt, &cfg));
+	first = urt_spawn(h.rt, hogs2_first, &h);
+	ASSERT_NE(0, first.id);
+	ASSERT_EQ(0, urt_join_timeout(first, &res, MS(10000) * SLOW));
+	ASSERT_EQ(NULL, res);
+	ASSERT_EQ(1, atomic_load(&h.release_first)) TH_LOG("the first hog's slot never moved");
+	atomic_store(&h.first_done, 1);
+	deadline = urt_now() + MS(10000) * SLOW;
+	while (!atomic_load(&h.third_ran) && urt_now() < deadline)
+		usleep(1000);
+	ASSERT_EQ(0, urt_join_timeout(h.second, &res, MS(10000) * SLOW));
+	ASSERT_EQ(NULL, res);
+	ASSERT_EQ(1, atomic_load(&h.third_ran));
+	/* Normally a few ms (the hog threshold, a tick, a wake-up); the
+	 * second hog gives up after 5 s: a slot the monitor no longer sees
+	 * as running a step. */
+	ASSERT_EQ(0, atomic_load(&h.second_gave_up)) {
+		TH_LOG("the task behind the second hog waited %.1f ms: the slot was not handed off",
+		       (double)(atomic_load(&h.t_ran) - atomic_load(&h.t_queued)) / 1e6);
+	}
+	TH_LOG("queued behind the second hog: ran after %.2f ms",
+	       (double)(atomic_load(&h.t_ran) - atomic_load(&h.t_queued)) / 1e6);
+	ASSERT_EQ(0, urt_destroy(h.rt));
+}
+#endif /* !URT_VM_KMOD_ONLY */
+
+#ifndef URT_VM_KMOD_ONLY
 /* The runtime's BPF programs go away with it, even when it is SIGKILLed. */
 TEST(bpf_programs_are_gone_after_the_runtime_ends_even_after_sigkill)
 {
