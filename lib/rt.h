@@ -201,7 +201,7 @@ void urt__set_current_rt(struct urt_rt *rt) URT_HIDDEN;
 /* sched.c */
 void urt__schedule(struct urt_task *t, bool yield) URT_HIDDEN;
 /* The next local task a suspending fiber may switch to directly, or NULL. */
-struct urt_task *urt__next_direct(struct urt_worker *w) URT_HIDDEN;
+struct urt_task *urt__next_direct(struct urt_worker *w, bool yielding) URT_HIDDEN;
 void urt__notify_parked(struct urt_rt *rt) URT_HIDDEN;
 void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;

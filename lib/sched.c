@@ -288,6 +288,15 @@ void urt__schedule(struct urt_task *t, bool yield)
 				return;
 			}
 			t = prev;
+		} else if (!urt__inject_empty(&rt->inject)) {
+			/*
+			 * A yield lets the others run, and tasks spawned from
+			 * outside are others too: look at the injection queue
+			 * next turn instead of up to global_queue_interval steps
+			 * later (behind tasks that yield and block, that wait
+			 * was ~100 us per remote spawn).
+			 */
+			s->gq_countdown = 1;
 		}
 		urt__lq_push(&s->q, t, &rt->inject);
 		slot_exit(w, s);
@@ -317,7 +326,7 @@ static inline bool direct_ok(struct urt_task *t)
  * countdowns tick here as in the loop, so direct switches never starve
  * I/O, timers or the injection queue.
  */
-struct urt_task *urt__next_direct(struct urt_worker *w)
+struct urt_task *urt__next_direct(struct urt_worker *w, bool yielding)
 {
 	struct urt_slot *s = slot_enter(w);
 	struct urt_task *t;
@@ -325,6 +334,9 @@ struct urt_task *urt__next_direct(struct urt_worker *w)
 	if (!s)
 		return NULL;
 	if (s->ev_countdown <= 1 || s->gq_countdown <= 1)
+		goto none;
+	/* A yield with injected tasks waiting: the loop takes them (urt__schedule). */
+	if (yielding && !urt__inject_empty(&w->rt->inject))
 		goto none;
 	t = lifo_get(s);
 	if (t) {

@@ -413,7 +413,7 @@ static void step_end(struct urt_task *t, bool finished)
  */
 struct urt_task *urt__step_next(struct urt_worker *w, struct urt_task *from)
 {
-	struct urt_task *t = urt__next_direct(w);
+	struct urt_task *t = urt__next_direct(w, from->yielded);
 
 	if (!t)
 		return NULL;
