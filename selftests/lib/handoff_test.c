@@ -231,7 +231,14 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *s
 			if (strcmp(variant->monitor, "proc") &&
 			    !(how == IN_SLEEP && ss.last_syscall == SYS_nanosleep))
 				ASSERT_EQ(want, ss.last_syscall);
-			ASSERT_GE(ss.blocks_seen, 1);
+			/*
+			 * proc may not have sampled the block yet when the 1 ms
+			 * step check fires (a slow TSan run): then the slot moves
+			 * as a hog, with no syscall. The kernel backends always
+			 * see the block first.
+			 */
+			ASSERT_GE(ss.blocks_seen +
+				  (strcmp(variant->monitor, "proc") ? 0 : ss.hogs), 1);
 		}
 	}
 	ASSERT_GE(named, 1);
