@@ -471,37 +471,38 @@ static bool urt_ko_loaded(void)
 	return false;
 }
 
-/* Does pid hold /dev/urt open (its monitor registered workers there)? */
-static bool urt_ko_used_by(pid_t pid)
+bool urt_pid_has_fd(pid_t pid, const char *prefix)
 {
-	char dir[64], path[PATH_MAX], link[64];
+	char dir[64], path[PATH_MAX], link[PATH_MAX];
+	size_t len = strlen(prefix);
 	struct dirent *de;
-	bool used = false;
+	bool found = false;
 	DIR *d;
 
 	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
 	d = opendir(dir);
 	if (!d)
 		return false;
-	while (!used && (de = readdir(d))) {
+	while (!found && (de = readdir(d))) {
 		ssize_t n;
 
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		n = readlink(path, link, sizeof(link) - 1);
 		if (n > 0) {
 			link[n] = 0;
-			used = !strcmp(link, "/dev/urt");
+			found = !strncmp(link, prefix, len);
 		}
 	}
 	closedir(d);
-	return used;
+	return found;
 }
 
 enum urt_ksrc urt_attach_source(enum urt_ksrc want, pid_t pid, struct bpf_program *sw,
 				struct bpf_program *ko_block, struct bpf_program *ko_unblock,
 				struct bpf_link **links, char *why, size_t whylen)
 {
-	bool loaded = urt_ko_loaded(), used = loaded && urt_ko_used_by(pid);
+	/* Does pid hold /dev/urt open (its monitor registered workers there)? */
+	bool loaded = urt_ko_loaded(), used = loaded && urt_pid_has_fd(pid, "/dev/urt");
 	int err;
 
 	if (want == URT_KSRC_KO && !loaded)

@@ -78,6 +78,8 @@ void urt_proc_close(struct urt_proc *p);
  * be exiting). */
 int urt_proc_rescan(struct urt_proc *p);
 bool urt_proc_alive(pid_t pid);
+/* Does pid hold an fd whose /proc link starts with prefix? */
+bool urt_pid_has_fd(pid_t pid, const char *prefix);
 
 /* process_vm_readv(); 0 or -errno. */
 int urt_read_mem(pid_t pid, uint64_t addr, void *buf, size_t len);

@@ -93,29 +93,10 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	return 0;
 }
 
+/* A urt program holds its runtimes' shared memory (memfd) open. */
 static bool is_urt_proc(pid_t pid)
 {
-	char dir[64], path[320], link[128];
-	struct dirent *de;
-	bool found = false;
-	DIR *d;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", pid);
-	d = opendir(dir);
-	if (!d)
-		return false;
-	while (!found && (de = readdir(d))) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			found = !strncmp(link, "/memfd:" URT_SHM_NAME, sizeof("/memfd:" URT_SHM_NAME) - 1);
-		}
-	}
-	closedir(d);
-	return found;
+	return urt_pid_has_fd(pid, "/memfd:" URT_SHM_NAME);
 }
 
 static int find_procs(pid_t *pids, int max)
