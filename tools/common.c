@@ -25,15 +25,20 @@
 const char *urt_tool = "urt-tool";
 volatile sig_atomic_t urt_exiting;
 
+static void vwarn(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", urt_tool);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void urt_die(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", urt_tool);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vwarn(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(1);
 }
 
@@ -41,11 +46,9 @@ void urt_warn(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "%s: ", urt_tool);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vwarn(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 uint64_t urt_now_ns(void)
