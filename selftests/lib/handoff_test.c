@@ -130,6 +130,10 @@ FIXTURE_SETUP(handoff)
 	/* Far below the blocks under test (seconds), far above the runtime's
 	 * own brief blocks (mmap_lock, page faults) on a loaded machine. */
 	cfg.monitor_threshold_ns = 2000000;	/* 2 ms */
+	/* Likewise for steps: a 20 us short task can take over 1 ms (the
+	 * default) when its vCPU is descheduled (TCG, a loaded host), and
+	 * its hog handoff would replace the record naming the stuck task. */
+	cfg.hog_threshold_ns = 10000000;	/* 10 ms */
 	err = urt_create(&self->rt, &cfg);
 	ASSERT_EQ(0, err) TH_LOG("urt_create(monitor=%s): %s", variant->monitor, strerror(-err));
 	ASSERT_STREQ(variant->monitor, urt_monitor_backend(self->rt, NULL, 0));
