@@ -66,14 +66,21 @@ static void *writer(void *arg)
 
 static void *short_task(void *arg);
 
-static void *blocker(void *arg)
+/* n detached tasks named "short", queued on this worker */
+static void spawn_shorts(int n)
 {
 	struct urt_spawn_opts o = { .name = "short", .detached = true };
+
+	for (int i = 0; i < n; i++)
+		urt_spawn_opts(NULL, short_task, NULL, &o);
+}
+
+static void *blocker(void *arg)
+{
 	char c;
 
 	while (now() < end_ns) {
-		for (int i = 0; i < 20; i++)	/* queued behind the block */
-			urt_spawn_opts(NULL, short_task, NULL, &o);
+		spawn_shorts(20);	/* queued behind the block */
 		/* the plain read(): blocks this worker ~50 ms */
 		if (read(pipefd[0], &c, 1) != 1)
 			break;
@@ -99,11 +106,9 @@ static void *short_task(void *arg)
 
 static void *hogq(void *arg)
 {
-	struct urt_spawn_opts o = { .name = "short", .detached = true };
 
 	while (now() < end_ns) {
-		for (int i = 0; i < 20; i++)
-			urt_spawn_opts(NULL, short_task, NULL, &o);
+		spawn_shorts(20);
 		spin_ns(40000000);
 		urt_sleep(20000000);
 	}
@@ -143,11 +148,9 @@ static void *ext_waker(void *arg)
 
 static void *spawner(void *arg)
 {
-	struct urt_spawn_opts o = { .name = "short", .detached = true };
 
 	while (now() < end_ns) {
-		for (int i = 0; i < 200; i++)
-			urt_spawn_opts(NULL, short_task, NULL, &o);
+		spawn_shorts(200);
 		urt_sleep(10000000);
 	}
 	return arg;

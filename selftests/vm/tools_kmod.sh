@@ -36,7 +36,7 @@ cleanup() {
 }
 
 # start PROG ARGS...: in the background with URT_MONITOR=kmod; sets P once
-# it printed "ready" (10 s: TCG is slow)
+# it printed "ready" (wait_for: TCG is slow)
 start() {
 	out=$tmp/$1.$n.out
 	prog=$1
@@ -44,18 +44,14 @@ start() {
 	URT_MONITOR=kmod "$T/$prog" "$@" > "$out" 2>&1 &
 	P=$!
 	pids="$pids $P"
-	i=0
-	while [ $i -lt 200 ]; do
-		grep -q '^ready' "$out" 2>/dev/null && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
+	wait_for "$out" '^ready' && return 0
 	echo "# $prog did not start:"
 	sed 's/^/#   /' "$out"
 	return 1
 }
 
-# wait_for FILE PATTERN: until a tool wrote PATTERN (it attached), 30 s
+# wait_for FILE PATTERN: until PATTERN is in FILE (a program is ready,
+# a tool attached), 30 s
 wait_for() {
 	i=0
 	while [ $i -lt 600 ]; do
