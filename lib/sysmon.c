@@ -49,11 +49,13 @@
  * (urt__monitor_unparked), so the first step after an idle spell is timed
  * from its start, not from the end of a long sleep.
  */
+#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -71,6 +73,7 @@ struct hog_sample {
 	int64_t since;
 	uintptr_t owner;	/* slot->owner then */
 	bool not_started;	/* owner changed, no step since: cur_task is the old owner's */
+	int64_t cpu_ns;		/* the owner thread's CPU time at since; -1: not read */
 };
 
 /* Per worker: the demotion of a hog's thread (see the top of this file). */
@@ -114,10 +117,59 @@ static int membarrier(int cmd)
 	return (int)syscall(SYS_membarrier, cmd, 0, 0);
 }
 
+/*
+ * Is there work a spare could run if it got s? s's own queue, the
+ * injection queue, or another slot's ring holding more than the task its
+ * owner runs next: the spare steals half of it (as Go hands off a P when
+ * there is global work). Without the last, a slot stuck while its
+ * neighbour took the whole injected batch would leave that batch to one
+ * thread.
+ */
 static bool has_work(struct urt_rt *rt, struct urt_slot *s)
 {
-	return atomic_load_explicit(&s->lifo, memory_order_relaxed) ||
-	       urt__lq_len(&s->q) || !urt__inject_empty(&rt->inject);
+	if (atomic_load_explicit(&s->lifo, memory_order_relaxed) || urt__lq_len(&s->q) ||
+	    !urt__inject_empty(&rt->inject))
+		return true;
+	for (unsigned int i = 0; i < rt->nslots; i++)
+		if (&rt->slots[i] != s && urt__lq_len(&rt->slots[i].q) >= 2)
+			return true;
+	return false;
+}
+
+/*
+ * CPU time of thread tid of this process in ns, exact to the call (the
+ * kernel's per-thread CPU clock, the id pthread_getcpuclockid() builds:
+ * CPUCLOCK_SCHED | CPUCLOCK_PERTHREAD), or -1 once the thread is gone.
+ */
+static int64_t thread_cpu_ns(pid_t tid)
+{
+	clockid_t id = (clockid_t)((~(unsigned int)tid << 3) | 6u);
+	struct timespec ts;
+
+	if (clock_gettime(id, &ts))
+		return -1;
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Is thread tid of this process runnable ('R' in /proc/self/task/TID/stat)?
+ * False if asleep, gone or unreadable. */
+static bool thread_runnable(pid_t tid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	p = strrchr(buf, ')');	/* comm may hold spaces and ')' */
+	return p && p[1] == ' ' && p[2] == 'R';
 }
 
 static struct urt_worker *spare_take(struct urt_rt *rt)
@@ -344,9 +396,11 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
 	if (m)
 		m->given[p->index] = urt_now();
-	spare_give(p, s);
+	/* Demote first: the spare's wake-up then finds a lighter CPU, and
+	 * may preempt the hog at once. */
 	if (hog)
 		demote(m, old, gen, hog);
+	spare_give(p, s);
 	/* Keep one spare warm, so the next handoff needs no thread start. */
 	urt__spin_lock(&rt->spare_lock);
 	warm = rt->nspares != 0;
@@ -485,6 +539,9 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 		struct hog_sample *h = &m->hog[i];
 		struct urt_handoff_note note;
 		struct urt_mon_wstate st;
+		struct urt_worker *owner;
+		int64_t cpu;
+		pid_t tid;
 		uint64_t steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
 		uint64_t task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);
 		uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
@@ -499,21 +556,47 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			h->steps = steps;
 			h->task = task;
 			h->since = now;
+			/* The step's CPU time from here on tells a hog from a
+			 * thread waiting for a CPU (below). */
+			h->cpu_ns = -1;
+			if (task && !(ctl & SLOT_PARKED)) {
+				tid = __atomic_load_n(&((struct urt_worker *)ctl)->tid,
+						      __ATOMIC_ACQUIRE);
+				h->cpu_ns = tid > 0 ? thread_cpu_ns(tid) : -1;
+			}
 			continue;
 		}
-		if (!task || h->not_started || (ctl & SLOT_PARKED) ||
-		    now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
+		if (!task || h->not_started || (ctl & SLOT_PARKED))
+			continue;
+		owner = (struct urt_worker *)ctl;
+		tid = __atomic_load_n(&owner->tid, __ATOMIC_ACQUIRE);
+		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
 		note.hog = true;
 		note.syscall = -1;
 		note.stuck_ns = now - h->since;
-		if (m->mon && urt__mon_snapshot(m->mon, (unsigned int)((struct urt_worker *)ctl)->index,
-						&st) == 0 && st.state == URT_MON_BLOCKED) {
+		if (m->mon && urt__mon_snapshot(m->mon, (unsigned int)owner->index, &st) == 0 &&
+		    st.state == URT_MON_BLOCKED) {
 			if (now - st.since_ns < rt->cfg.monitor_threshold_ns)
 				continue;	/* a block the block threshold has not passed */
 			note.hog = false;
 			note.syscall = st.syscall;
 			note.stuck_ns = now - st.since_ns;
+		} else if (h->cpu_ns >= 0 && (cpu = thread_cpu_ns(tid)) >= 0 &&
+			   (cpu - h->cpu_ns) * 2 < now - h->since) {
+			/*
+			 * The step used under half a CPU since it began: no
+			 * hog. Runnable -> a thread the machine has no CPU
+			 * for: a spare would wait just as long, and demoting
+			 * it would punish a short task. (Over the whole step,
+			 * not the last tick: a starved thread gets its CPU in
+			 * bursts of a scheduler slice.) Asleep -> a block the
+			 * backend did not report (or no backend): hand off,
+			 * without demoting.
+			 */
+			if (thread_runnable(tid))
+				continue;
+			note.hog = false;
 		}
 		seen_task(s, &note.seen);
 		urt__handoff(rt, s, &note);	/* the new owner: a fresh sample */
@@ -590,6 +673,36 @@ void urt__monitor_inject_failure(struct urt_rt *rt)
 	pthread_mutex_unlock(&m->reg_lock);
 }
 
+/*
+ * The monitor wakes for a few microseconds at a time, often on a machine
+ * whose CPUs its workers (or a hog) keep busy. EEVDF lets a woken thread
+ * wait for the running one's slice (0.75 ms x (1 + log2 CPUs)) unless its
+ * own requested slice is shorter (Linux >= 6.12: sched_attr.sched_runtime
+ * of a SCHED_OTHER thread). Ask for the minimum, 100 us, so a handoff is
+ * not late by a slice. Older kernels ignore the field: nothing changes.
+ */
+struct sched_attr_v1 {		/* <linux/sched/types.h> clashes with <sched.h> */
+	uint32_t size, sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static void short_slice(void)
+{
+	struct sched_attr_v1 attr = {
+		.size = sizeof(attr),
+		.sched_policy = SCHED_OTHER,
+		.sched_runtime = 100000,
+	};
+
+	errno = 0;
+	attr.sched_nice = getpriority(PRIO_PROCESS, 0);
+	if (!errno)
+		syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
 static void *monitor_main(void *arg)
 {
 	struct urt_monitor *m = arg;
@@ -605,6 +718,7 @@ static void *monitor_main(void *arg)
 	/* Its sleeps are deadlines (the tick backends, the hog tick): no
 	 * 50 us default slack on top. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	short_slice();
 	spare_add(rt);		/* one warm spare from the start */
 	if (base < TICK_MIN_NS)
 		base = TICK_MIN_NS;

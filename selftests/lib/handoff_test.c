@@ -14,6 +14,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
@@ -325,6 +326,102 @@ TEST(blocks_shorter_than_the_threshold_cause_no_handoff)
 	ASSERT_EQ(0, st.handoffs);
 	ASSERT_EQ(0, urt_destroy(rt));
 }
+
+/*
+ * A slot whose owner blocks with nothing queued on it, while the other
+ * slot's ring is full, is handed off: the spare steals half of that ring.
+ * (Before, the monitor looked only at the stuck slot's own queue and the
+ * injection queue, and one thread ran everything.)
+ */
+struct neighbour {
+	int pipe[2];
+	atomic_int blocked;
+	atomic_int tids[20];
+	atomic_int done;
+	urt_task_t shorts[20];
+};
+
+static void *nb_blocker(void *arg)
+{
+	struct neighbour *nb = arg;
+	char c;
+
+	atomic_store(&nb->blocked, 1);
+	return read(nb->pipe[0], &c, 1) == 1 ? NULL : (void *)-1;
+}
+
+struct nb_ref {
+	struct neighbour *nb;
+	int i;
+};
+
+static void *nb_work(void *arg)
+{
+	struct nb_ref *r = arg;
+	int64_t end = urt_now() + MS(5);
+
+	atomic_store(&r->nb->tids[r->i], (int)syscall(SYS_gettid));
+	while (urt_now() < end)
+		;
+	atomic_fetch_add(&r->nb->done, 1);
+	return NULL;
+}
+
+static void *nb_spawner(void *arg)
+{
+	static struct nb_ref refs[20];
+	struct neighbour *nb = arg;
+
+	/* Spawned here, they go to this slot's own ring. */
+	for (int i = 0; i < 20; i++) {
+		refs[i] = (struct nb_ref){ nb, i };
+		nb->shorts[i] = urt_spawn(NULL, nb_work, &refs[i]);
+	}
+	return NULL;
+}
+
+TEST(a_block_with_work_queued_on_the_other_slot_is_handed_off)
+{
+	struct neighbour nb = { 0 };
+	struct urt_config cfg;
+	struct urt_stats st;
+	urt_task_t b, sp;
+	int64_t deadline;
+	int threads = 0;
+	urt_rt *rt;
+
+	ASSERT_EQ(0, pipe(nb.pipe));
+	urt_config_init(&cfg);
+	cfg.workers = 2;
+	cfg.monitor = "proc";
+	cfg.hog_threshold_ns = -1;	/* 5 ms tasks: only the block may move */
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	b = urt_spawn(rt, nb_blocker, &nb);
+	deadline = urt_now() + MS(5000) * SLOW;
+	while (!atomic_load(&nb.blocked) && urt_now() < deadline)
+		usleep(1000);
+	ASSERT_EQ(1, atomic_load(&nb.blocked));
+	sp = urt_spawn(rt, nb_spawner, &nb);
+	ASSERT_EQ(0, urt_join(sp, NULL));
+	for (int i = 0; i < 20; i++)
+		ASSERT_EQ(0, urt_join_timeout(nb.shorts[i], NULL, MS(5000) * SLOW));
+	ASSERT_EQ(20, atomic_load(&nb.done));
+	for (int i = 0; i < 20; i++) {
+		int j;
+
+		for (j = 0; j < i && nb.tids[j] != nb.tids[i]; j++)
+			;
+		threads += j == i;
+	}
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	EXPECT_GE(st.handoffs, 1);
+	EXPECT_GE(threads, 2);
+	ASSERT_EQ(1, write(nb.pipe[1], "x", 1));
+	ASSERT_EQ(0, urt_join(b, NULL));
+	ASSERT_EQ(0, urt_destroy(rt));
+	close(nb.pipe[0]);
+	close(nb.pipe[1]);
+}
 #endif /* !URT_VM_KMOD_ONLY */
 
 /* A storm of blocking and unblocking under load loses no task. */
@@ -606,6 +703,142 @@ TEST(a_demoted_hog_that_cannot_restore_its_priority_retires)
 		if (urt_destroy(rt))
 			_exit(15);
 	});
+}
+
+/*
+ * A step that runs long only because its thread waits for a CPU is not a
+ * hog: on a machine whose every CPU is taken (here by a nice -20 spinner
+ * per CPU), a spare would wait just as long, and demoting the thread would
+ * punish a short task. Before the monitor looked at the thread's CPU time,
+ * this step was handed off and its thread set to nice 19.
+ */
+struct starved {
+	atomic_int tid;
+	atomic_int competitors_up;
+	atomic_int competitors_stop;
+	atomic_llong cpu_ns;		/* the step's CPU time while they ran */
+};
+
+static int64_t thread_cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *starved_task(void *arg)
+{
+	struct starved *st = arg;
+	int64_t cpu0 = thread_cpu_now();
+
+	atomic_store(&st->tid, (int)syscall(SYS_gettid));
+	while (!atomic_load(&st->competitors_stop))
+		;
+	atomic_store(&st->cpu_ns, thread_cpu_now() - cpu0);
+	return NULL;
+}
+
+struct competitor {
+	struct starved *st;
+	int cpu;
+};
+
+static void *competitor_main(void *arg)
+{
+	struct competitor *c = arg;
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(c->cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) || setpriority(PRIO_PROCESS, 0, -20))
+		return (void *)-1;
+	atomic_fetch_add(&c->st->competitors_up, 1);
+	while (!atomic_load(&c->st->competitors_stop))
+		;
+	return NULL;
+}
+
+/* One try; false if the step got more CPU than a starved thread should
+ * (the machine did not starve it: nothing learned). */
+static bool starve_once(struct __test_metadata *_metadata)
+{
+	struct competitor comp[64];
+	pthread_t th[64];
+	struct starved st = { 0 };
+	struct hog shorts = { 0 };
+	struct urt_slot_stats ss;
+	struct urt_config cfg;
+	urt_task_t t, s[5];
+	int64_t deadline, wall;
+	cpu_set_t set;
+	int n = 0, tid;
+	urt_rt *rt;
+
+	EXPECT_EQ(0, sched_getaffinity(0, sizeof(set), &set));
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = "proc";
+	/* Over 5 scheduler ticks (HZ 250): a starved thread gets its CPU in
+	 * bursts of up to a tick, and a step that ran for the whole
+	 * threshold is a hog whatever happens after. */
+	cfg.hog_threshold_ns = MS(20);
+	EXPECT_EQ(0, urt_create(&rt, &cfg));
+	/* Take every CPU, then start the step: it lasts 15 hog thresholds,
+	 * and its thread never has a CPU to itself. */
+	for (int cpu = 0; cpu < CPU_SETSIZE && n < 64; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		comp[n] = (struct competitor){ &st, cpu };
+		EXPECT_EQ(0, pthread_create(&th[n], NULL, competitor_main, &comp[n]));
+		n++;
+	}
+	deadline = urt_now() + MS(5000) * SLOW;
+	while (atomic_load(&st.competitors_up) < n && urt_now() < deadline)
+		usleep(1000);
+	EXPECT_EQ(n, atomic_load(&st.competitors_up));
+	wall = urt_now();
+	t = urt_spawn(rt, starved_task, &st);
+	EXPECT_NE(0, t.id);
+	for (int i = 0; i < 5; i++)
+		s[i] = urt_spawn(rt, hog_short, &shorts);
+	usleep(300000);
+	tid = atomic_load(&st.tid);
+	EXPECT_NE(0, tid);	/* the step began, slowly */
+	EXPECT_EQ(0, urt_slot_stats(rt, 0, &ss));
+	atomic_store(&st.competitors_stop, 1);
+	wall = urt_now() - wall;
+	for (int i = 0; i < n; i++) {
+		void *ret;
+
+		EXPECT_EQ(0, pthread_join(th[i], &ret));
+		EXPECT_EQ(NULL, ret);
+	}
+	EXPECT_EQ(0, urt_join(t, NULL));
+	for (int i = 0; i < 5; i++)
+		EXPECT_EQ(0, urt_join(s[i], NULL));
+	if (atomic_load(&st.cpu_ns) * 10 > wall) {
+		TH_LOG("the step got %.1f ms of CPU in %.1f ms: not starved, again",
+		       atomic_load(&st.cpu_ns) / 1e6, wall / 1e6);
+		EXPECT_EQ(0, urt_destroy(rt));
+		return false;
+	}
+	EXPECT_EQ(0, nice_of(tid));
+	EXPECT_EQ(0, ss.hogs);
+	EXPECT_EQ(0, ss.handoffs);
+	EXPECT_EQ(0, urt_destroy(rt));
+	return true;
+}
+
+TEST(a_step_waiting_for_a_cpu_is_not_a_hog)
+{
+	int tries = 0;
+
+	if (geteuid() != 0)
+		SKIP(return, "nice -20 competitors need CAP_SYS_NICE (root)");
+	while (!starve_once(_metadata) && _metadata->passed && ++tries < 3)
+		;
+	ASSERT_LT(tries, 3);
 }
 #endif /* !URT_VM_KMOD_ONLY */
 
