@@ -6,11 +6,13 @@
  * to a spare thread when the slot's owner
  *   - has stayed blocked in the kernel past monitor_threshold_ns (reported
  *     by the backend: kmod, bpf or proc, see monitor.h), or
- *   - has run the same task step past hog_threshold_ns (the slot's step
- *     counter did not move; this also catches blocks no backend reported),
+ *   - has run the same task step past hog_threshold_ns on a CPU (the
+ *     slot's step counter did not move and the thread's CPU clock did;
+ *     a sleeping thread here is a block no backend reported),
  * and only if there is work for it: tasks in the slot's LIFO slot or ring,
- * or in the injection queue. A short block, or a block with nothing
- * queued behind it, costs nothing.
+ * in the injection queue, or two or more in another slot's ring (the
+ * spare steals). A short block, or a block with nothing queued behind
+ * it, costs nothing.
  *
  * Handoff protocol (rt.h states the invariants):
  *   1. take a spare thread P (an idle one, or start one within the budget
