@@ -184,7 +184,7 @@ static int proc_snapshot(struct urt_mon *m, unsigned int slot, struct urt_mon_ws
 }
 
 /* The state letter of /proc/.../stat: after the last ')' of comm. */
-static int read_state(int fd)
+int urt__proc_task_state(int fd)
 {
 	char buf[512];
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -227,7 +227,7 @@ static int proc_scan(struct urt_mon *m, unsigned int slot, struct urt_mon_wstate
 
 	if (s->stat_fd < 0)
 		return -1;
-	c = read_state(s->stat_fd);
+	c = urt__proc_task_state(s->stat_fd);
 	if (c < 0)
 		return -1;
 	st = (c == 'S' || c == 'D') ? URT_MON_BLOCKED : URT_MON_RUNNING;

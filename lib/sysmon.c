@@ -157,21 +157,16 @@ static int64_t thread_cpu_ns(pid_t tid)
  * False if asleep, gone or unreadable. */
 static bool thread_runnable(pid_t tid)
 {
-	char path[64], buf[256], *p;
-	ssize_t n;
-	int fd;
+	char path[64];
+	int fd, c;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	n = read(fd, buf, sizeof(buf) - 1);
+	c = urt__proc_task_state(fd);
 	close(fd);
-	if (n <= 0)
-		return false;
-	buf[n] = 0;
-	p = strrchr(buf, ')');	/* comm may hold spaces and ')' */
-	return p && p[1] == ' ' && p[2] == 'R';
+	return c == 'R';
 }
 
 static struct urt_worker *spare_take(struct urt_rt *rt)
