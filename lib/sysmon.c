@@ -75,7 +75,8 @@ struct hog_sample {
 	int64_t since;
 	uintptr_t owner;	/* slot->owner then */
 	bool not_started;	/* owner changed, no step since: cur_task is the old owner's */
-	int64_t cpu_ns;		/* the owner thread's CPU time at since; -1: not read */
+	int64_t cpu_ns;		/* the owner thread's CPU time at cpu_at; -1: not read */
+	int64_t cpu_at;
 };
 
 /* Per worker: the demotion of a hog's thread (see the top of this file). */
@@ -553,20 +554,21 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			h->steps = steps;
 			h->task = task;
 			h->since = now;
-			/* The step's CPU time from here on tells a hog from a
-			 * thread waiting for a CPU (below). */
 			h->cpu_ns = -1;
-			if (task && !(ctl & SLOT_PARKED)) {
-				tid = __atomic_load_n(&((struct urt_worker *)ctl)->tid,
-						      __ATOMIC_ACQUIRE);
-				h->cpu_ns = tid > 0 ? thread_cpu_ns(tid) : -1;
-			}
 			continue;
 		}
 		if (!task || h->not_started || (ctl & SLOT_PARKED))
 			continue;
 		owner = (struct urt_worker *)ctl;
 		tid = __atomic_load_n(&owner->tid, __ATOMIC_ACQUIRE);
+		if (h->cpu_ns < 0) {
+			/* The step outlived a tick (rare: most steps are far
+			 * shorter): its CPU time from here on tells a hog from
+			 * a thread waiting for a CPU (below). One syscall per
+			 * long step, not one per step. */
+			h->cpu_ns = tid > 0 ? thread_cpu_ns(tid) : -1;
+			h->cpu_at = now;
+		}
 		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
 		note.hog = true;
@@ -579,17 +581,19 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			note.hog = false;
 			note.syscall = st.syscall;
 			note.stuck_ns = now - st.since_ns;
+		} else if (h->cpu_ns >= 0 && now - h->cpu_at < rt->cfg.hog_threshold_ns / 2) {
+			continue;	/* a late tick: too short a window to judge */
 		} else if (h->cpu_ns >= 0 && (cpu = thread_cpu_ns(tid)) >= 0 &&
-			   (cpu - h->cpu_ns) * 2 < now - h->since) {
+			   (cpu - h->cpu_ns) * 2 < now - h->cpu_at) {
 			/*
-			 * The step used under half a CPU since it began: no
-			 * hog. Runnable -> a thread the machine has no CPU
-			 * for: a spare would wait just as long, and demoting
-			 * it would punish a short task. (Over the whole step,
-			 * not the last tick: a starved thread gets its CPU in
-			 * bursts of a scheduler slice.) Asleep -> a block the
-			 * backend did not report (or no backend): hand off,
-			 * without demoting.
+			 * The step used under half a CPU over the window (at
+			 * least half the threshold: a starved thread gets its
+			 * CPU in bursts of up to a scheduler tick): no hog.
+			 * Runnable -> a thread the machine has no CPU for: a
+			 * spare would wait just as long, and demoting it would
+			 * punish a short task. Asleep -> a block the backend
+			 * did not report (or no backend): hand off, without
+			 * demoting.
 			 */
 			if (thread_runnable(tid))
 				continue;
