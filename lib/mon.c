@@ -231,6 +231,13 @@ int urt__mon_register_tid(struct urt_mon *m, unsigned int slot, pid_t tid)
 	return m->ops->reg(m, slot, tid);
 }
 
+int urt__mon_set_wakes(struct urt_mon *m, unsigned int slot, const atomic_uint *wakes)
+{
+	if (slot >= m->max_workers)
+		return -EINVAL;
+	return m->ops->set_wakes ? m->ops->set_wakes(m, slot, wakes) : 0;
+}
+
 int urt__mon_unregister(struct urt_mon *m, unsigned int slot)
 {
 	if (slot >= m->max_workers)

@@ -27,6 +27,8 @@ struct urt_mon_ops {
 	 */
 	int (*wait)(struct urt_mon *m, int64_t deadline);
 	void (*close)(struct urt_mon *m);
+	/* Optional (NULL: the backend sees every switch): see monitor.h. */
+	int (*set_wakes)(struct urt_mon *m, unsigned int slot, const atomic_uint *wakes);
 	/* One line for urt__mon_open's why: what the backend runs on. */
 	const char *(*describe)(struct urt_mon *m);
 };

@@ -33,6 +33,8 @@ struct proc_slot {
 	atomic_llong since;
 	atomic_ullong blocks, blocked_ns;
 	int stat_fd, sys_fd;		/* under lock */
+	const atomic_uint *wakes;	/* under lock: the runtime's counter, or NULL */
+	unsigned int wakes_seen;	/* under lock: its value at the last pass */
 };
 
 struct mon_proc {
@@ -152,6 +154,7 @@ static int proc_unreg(struct urt_mon *m, unsigned int slot)
 	if (s->sys_fd >= 0)
 		close(s->sys_fd);
 	s->stat_fd = s->sys_fd = -1;
+	s->wakes = NULL;
 	slot_begin(s);
 	atomic_store_explicit(&s->state, URT_MON_UNUSED, RLX);
 	atomic_store_explicit(&s->tid, 0, RLX);
@@ -216,31 +219,52 @@ static int read_syscall(int fd)
 	return end == buf ? -1 : (int)nr;
 }
 
+static int proc_set_wakes(struct urt_mon *m, unsigned int slot, const atomic_uint *wakes)
+{
+	struct mon_proc *p = m->priv;
+	struct proc_slot *s = &p->slots[slot];
+
+	pthread_mutex_lock(&p->lock);
+	s->wakes = wakes;
+	s->wakes_seen = wakes ? atomic_load_explicit(wakes, ACQ) : 0;
+	pthread_mutex_unlock(&p->lock);
+	return 0;
+}
+
 /* The tick's sampler: called with p->lock held. */
 static int proc_scan(struct urt_mon *m, unsigned int slot, struct urt_mon_wstate *ws,
 		     int64_t now)
 {
 	struct mon_proc *p = m->priv;
 	struct proc_slot *s = &p->slots[slot];
-	unsigned int st, old;
+	unsigned int st, old, wakes = 0;
+	bool woke;
 	int c;
 
 	if (s->stat_fd < 0)
 		return -1;
+	/* The counter before the state: a wake that lands between the two
+	 * is seen at the next pass, never taken for the end of this block. */
+	if (s->wakes)
+		wakes = atomic_load_explicit(s->wakes, ACQ);
+	woke = s->wakes && wakes != s->wakes_seen;
+	s->wakes_seen = wakes;
 	c = urt__proc_task_state(s->stat_fd);
 	if (c < 0)
 		return -1;
 	st = (c == 'S' || c == 'D') ? URT_MON_BLOCKED : URT_MON_RUNNING;
 	old = atomic_load_explicit(&s->state, RLX);
-	if (st != old) {
+	if (st != old || (woke && st == URT_MON_BLOCKED)) {
 		int nr = st == URT_MON_BLOCKED ? read_syscall(s->sys_fd) : -1;
 
+		/* woke: the thread ran since the last pass (it came back from
+		 * a wait of the runtime's), so this BLOCKED is a new block */
 		slot_begin(s);
 		if (old == URT_MON_BLOCKED)
 			atomic_store_explicit(&s->blocked_ns,
 				atomic_load_explicit(&s->blocked_ns, RLX) +
 				(uint64_t)(now - atomic_load_explicit(&s->since, RLX)), RLX);
-		else
+		if (st == URT_MON_BLOCKED)
 			atomic_store_explicit(&s->blocks,
 				atomic_load_explicit(&s->blocks, RLX) + 1, RLX);
 		atomic_store_explicit(&s->state, st, RLX);
@@ -278,5 +302,5 @@ static const char *proc_describe(struct urt_mon *m)
 const struct urt_mon_ops urt__mon_proc_ops = {
 	.name = "proc", .open = proc_open, .reg = proc_reg, .unreg = proc_unreg,
 	.snapshot = proc_snapshot, .wait = proc_wait, .close = proc_close,
-	.describe = proc_describe,
+	.describe = proc_describe, .set_wakes = proc_set_wakes,
 };

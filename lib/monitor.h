@@ -53,6 +53,7 @@
 #define URT_MONITOR_H
 
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -117,6 +118,17 @@ int urt__mon_register(struct urt_mon *m, unsigned int slot) URT_HIDDEN;
  * running workers to another backend. */
 int urt__mon_register_tid(struct urt_mon *m, unsigned int slot, pid_t tid) URT_HIDDEN;
 
+/*
+ * wakes: a counter that slot's worker bumps each time it comes back from a
+ * wait of the runtime's own (a park, a spare's wait), before it can block
+ * again; NULL: none. A sampling backend (proc) cannot see the moment of
+ * running between such a wait and a block right after it, and would take
+ * both for one block (which the runtime ignores: it parked on purpose); a
+ * counter that moved tells it a BLOCKED sample is a new block. Backends
+ * that see every context switch ignore it. Call after register, on any
+ * thread; unregister forgets it.
+ */
+int urt__mon_set_wakes(struct urt_mon *m, unsigned int slot, const atomic_uint *wakes) URT_HIDDEN;
 /* The calling thread, registered for slot, stops being watched. The slot
  * reads UNUSED afterwards; an event for it may still be delivered once. */
 int urt__mon_unregister(struct urt_mon *m, unsigned int slot) URT_HIDDEN;

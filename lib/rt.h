@@ -96,6 +96,7 @@ struct urt_worker {
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
 	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
+	atomic_uint wakes;		/* back from a park or a spare's wait (monitor.h) */
 	void *sched_sp;			/* scheduler context while a fiber runs */
 	/*
 	 * A fiber that switched directly to another (task.c) leaves its step

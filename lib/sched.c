@@ -618,6 +618,7 @@ static void park(struct urt_worker *w, struct urt_slot *s)
 		idle_unpark_self(rt, s);
 	URT_TRACE_UNPARK(w, s);
 	atomic_store_explicit(&s->owner, me, memory_order_release);
+	atomic_fetch_add_explicit(&w->wakes, 1, memory_order_release);
 	urt__monitor_unparked(rt);
 }
 
@@ -697,6 +698,7 @@ static bool spare_wait(struct urt_worker *w)
 		}
 	}
 	atomic_store_explicit(&w->spare_word, 0, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->wakes, 1, memory_order_release);
 	if (!s) {
 		/* stopping: leave the list */
 		urt__spin_lock(&rt->spare_lock);

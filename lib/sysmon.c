@@ -643,7 +643,8 @@ static void failover(struct urt_monitor *m, int err)
 				gone = w->exited;
 				urt__spin_unlock(&rt->spare_lock);
 				if (tid > 0 && !gone)
-					ok = urt__mon_register_tid(mon, i, tid) == 0;
+					ok = urt__mon_register_tid(mon, i, tid) == 0 &&
+					     urt__mon_set_wakes(mon, i, &w->wakes) == 0;
 			}
 			if (ok)
 				break;
@@ -882,8 +883,8 @@ void urt__monitor_thread_init(struct urt_worker *w)
 	m->prio[w->index].retire = false;
 	urt__spin_unlock(&m->prio[w->index].lock);
 	pthread_mutex_lock(&m->reg_lock);
-	if (m->mon)
-		urt__mon_register(m->mon, (unsigned int)w->index);
+	if (m->mon && urt__mon_register(m->mon, (unsigned int)w->index) == 0)
+		urt__mon_set_wakes(m->mon, (unsigned int)w->index, &w->wakes);
 	pthread_mutex_unlock(&m->reg_lock);
 }
 
