@@ -247,11 +247,11 @@ static int proc_scan(struct urt_mon *m, unsigned int slot, struct urt_mon_wstate
 	 * is seen at the next pass, never taken for the end of this block. */
 	if (s->wakes)
 		wakes = atomic_load_explicit(s->wakes, ACQ);
-	woke = s->wakes && wakes != s->wakes_seen;
-	s->wakes_seen = wakes;
 	c = urt__proc_task_state(s->stat_fd);
 	if (c < 0)
 		return -1;
+	woke = s->wakes && wakes != s->wakes_seen;
+	s->wakes_seen = wakes;
 	st = (c == 'S' || c == 'D') ? URT_MON_BLOCKED : URT_MON_RUNNING;
 	old = atomic_load_explicit(&s->state, RLX);
 	if (st != old || (woke && st == URT_MON_BLOCKED)) {
