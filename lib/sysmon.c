@@ -584,11 +584,14 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 		} else if (h->cpu_ns >= 0 && now - h->cpu_at < rt->cfg.hog_threshold_ns / 2) {
 			continue;	/* a late tick: too short a window to judge */
 		} else if (h->cpu_ns >= 0 && (cpu = thread_cpu_ns(tid)) >= 0 &&
-			   (cpu - h->cpu_ns) * 2 < now - h->cpu_at) {
+			   (cpu - h->cpu_ns) * 4 < now - h->cpu_at) {
 			/*
-			 * The step used under half a CPU over the window (at
-			 * least half the threshold: a starved thread gets its
-			 * CPU in bursts of up to a scheduler tick): no hog.
+			 * The step used under a quarter of a CPU over the
+			 * window (at least half the threshold: a starved
+			 * thread gets its CPU in bursts of up to a scheduler
+			 * tick): no hog. (A quarter, not a half: a vCPU that
+			 * shares its host CPU -- steal, emulation -- runs a
+			 * real hog at half speed or less.)
 			 * Runnable -> a thread the machine has no CPU for: a
 			 * spare would wait just as long, and demoting it would
 			 * punish a short task. Asleep -> a block the backend
