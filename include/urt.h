@@ -75,6 +75,13 @@ struct urt_config {
 	int64_t monitor_threshold_ns;	/* 0: 50 us */
 	int64_t hog_threshold_ns;	/* 0: 1 ms; < 0: no hog detection */
 	unsigned int max_spares;	/* 0: as many as there are workers */
+	/*
+	 * 1: while tasks run, a SCHED_IDLE thread polls the workers' states
+	 * (kmod and bpf backends) instead of waiting to be woken: handoffs
+	 * come sooner past the threshold, for CPU time no worker wanted
+	 * (Documentation/monitor.md, "The poller"). 0: off.
+	 */
+	int monitor_poll;
 };
 
 /* Fills *cfg with defaults (all zero: "choose for me"). */
@@ -84,7 +91,8 @@ void urt_config_init(struct urt_config *cfg);
  * Applies environment overrides to *cfg:
  *   URT_WORKERS, URT_STACK_SIZE (bytes, k/m suffix), URT_MAX_BLOCKING,
  *   URT_BLOCKING_IDLE_MS, URT_MONITOR (auto|kmod|bpf|proc|off),
- *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES.
+ *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES,
+ *   URT_MONITOR_POLL (0|1).
  * A malformed or out-of-range value returns -EINVAL and writes one line
  * naming the variable to *err (if err != NULL, errlen > 0).
  */
@@ -358,6 +366,7 @@ struct urt_stats {
 	uint64_t blocks_seen;	/* workers seen blocked past the threshold */
 	uint64_t hogs;		/* task steps seen running past hog_threshold_ns */
 	unsigned int workers;	/* slots */
+	uint64_t poll_handoffs;	/* of handoffs: made by the poller (monitor_poll) */
 };
 
 int urt_stats(urt_rt *rt, struct urt_stats *out);

@@ -58,6 +58,7 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		{ "URT_MONITOR_THRESHOLD_US", 1, 10000000, false, "microseconds, 1..10000000" },
 		{ "URT_HOG_THRESHOLD_US", 1, 60000000, false, "microseconds, 1..60000000" },
 		{ "URT_MAX_SPARES", 1, 1024, false, "a thread count, 1..1024" },
+		{ "URT_MONITOR_POLL", 0, 1, false, "0 (off) or 1 (on)" },
 	};
 	const char *mon = getenv("URT_MONITOR");
 
@@ -83,6 +84,7 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		case 4: cfg->monitor_threshold_ns = (int64_t)x * 1000; break;
 		case 5: cfg->hog_threshold_ns = (int64_t)x * 1000; break;
 		case 6: cfg->max_spares = (unsigned int)x; break;
+		case 7: cfg->monitor_poll = (int)x; break;
 		}
 	}
 	if (mon) {
@@ -146,6 +148,8 @@ int urt__config_resolve(struct urt_config *cfg)
 	if (cfg->max_spares == 0)
 		cfg->max_spares = cfg->workers;
 	if (cfg->max_spares > 1024)
+		return -EINVAL;
+	if (cfg->monitor_poll != 0 && cfg->monitor_poll != 1)
 		return -EINVAL;
 	return 0;
 }

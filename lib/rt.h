@@ -78,6 +78,7 @@ struct urt_slot {
 	_Atomic(struct urt_task *) cur;	/* that task (checked with tryref before use) */
 	/* Written by the monitor. */
 	atomic_uint_fast64_t handoffs, blocks_seen, hogs;
+	atomic_uint_fast64_t polled;	/* handoffs the poller made */
 	atomic_uint_fast64_t blocked_ns;	/* time stuck before handoffs (urt_slot_stats.stuck_ns) */
 	urt_spin last_lock;		/* the last handoff, for urt_slot_stats */
 	uint64_t last_task;
@@ -95,6 +96,7 @@ struct urt_worker {
 	pthread_t thread;
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
+	atomic_bool pinned;		/* woken pinned to one CPU: unpin */
 	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
 	atomic_uint wakes;		/* back from a park or a spare's wait (monitor.h) */
 	void *sched_sp;			/* scheduler context while a fiber runs */
@@ -150,6 +152,7 @@ struct urt_rt {
 	struct urt_config cfg;
 	unsigned int nslots;
 	unsigned int nworkers;		/* capacity: nslots + max_spares */
+	cpu_set_t cpus;			/* the creator's affinity: workers' own */
 	size_t stack_size;
 	struct urt_worker *workers;
 	struct urt_slot *slots;
@@ -216,6 +219,8 @@ struct urt_handoff_note {	/* why the monitor moves a slot */
 	bool hog;		/* a long step, not a reported block */
 	int syscall;		/* the block's syscall, -1 if none/unknown */
 	int64_t stuck_ns;	/* how long it had been stuck */
+	bool polled;		/* the poller saw it (urt_stats.poll_handoffs) */
+	int cpu;		/* >= 0: wake the spare on this CPU (pin_spare) */
 	struct urt_seen seen;
 };
 bool urt__handoff(struct urt_rt *rt, struct urt_slot *s,

@@ -57,6 +57,8 @@ int urt_create(urt_rt **out, const struct urt_config *cfg)
 	}
 	rt->nslots = rt->cfg.workers;
 	rt->nworkers = rt->nslots + rt->cfg.max_spares;
+	if (sched_getaffinity(0, sizeof(rt->cpus), &rt->cpus))
+		CPU_ZERO(&rt->cpus);
 	rt->stack_size = (rt->cfg.stack_size + 4095) & ~(size_t)4095;
 	atomic_init(&rt->next_id, 1);
 	atomic_init(&rt->driver_until, URT_FOREVER);
@@ -215,6 +217,7 @@ int urt_stats(urt_rt *rt, struct urt_stats *out)
 		out->handoffs += atomic_load_explicit(&s->handoffs, memory_order_relaxed);
 		out->hogs += atomic_load_explicit(&s->hogs, memory_order_relaxed);
 		out->blocks_seen += atomic_load_explicit(&s->blocks_seen, memory_order_relaxed);
+		out->poll_handoffs += atomic_load_explicit(&s->polled, memory_order_relaxed);
 	}
 	out->blocking_threads = urt__blocking_threads(rt);
 	out->workers = rt->nslots;

@@ -699,6 +699,8 @@ static bool spare_wait(struct urt_worker *w)
 	}
 	atomic_store_explicit(&w->spare_word, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->wakes, 1, memory_order_release);
+	if (atomic_exchange(&w->pinned, false))
+		sched_setaffinity(0, sizeof(rt->cpus), &rt->cpus);
 	if (!s) {
 		/* stopping: leave the list */
 		urt__spin_lock(&rt->spare_lock);
@@ -764,7 +766,6 @@ static int worker_spawn(struct urt_worker *w)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = -pthread_create(&w->thread, NULL, worker_main, w);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	w->started = !err;
 	return err;
 }
 
@@ -803,7 +804,11 @@ int urt__spare_spawn(struct urt_worker *w)
 	int err = worker_spawn(w);
 
 	if (err) {
+		/* started is the reservation: under the lock, as the monitor
+		 * and the poller both reserve spares */
+		urt__spin_lock(&w->rt->spare_lock);
 		w->started = false;
+		urt__spin_unlock(&w->rt->spare_lock);
 		atomic_store(&w->handed, NULL);
 	}
 	return err;
@@ -818,6 +823,7 @@ int urt__workers_start(struct urt_rt *rt)
 		err = worker_spawn(&rt->workers[i]);
 		if (err)
 			break;
+		rt->workers[i].started = true;
 	}
 	if (err)
 		urt__workers_stop(rt);

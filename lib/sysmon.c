@@ -94,6 +94,12 @@ struct prio {
 #define TICK_MIN_NS	100000LL	/* the hog tick: >= 100 us */
 #define TICK_MAX_NS	10000000LL	/* <= 10 ms, and when idle */
 #define TICK_IDLE_PASSES 20		/* all parked this long: back off */
+/* The poller: see poller_main() */
+#define POLL_IDLE_NS	20000000LL	/* all parked this long: doze */
+#define POLL_YIELD_NS	10000LL		/* spin at most this long between yields */
+#define POLL_BACKSTOP_NS 1000000LL	/* the backend's notice: this much (or a
+					 * threshold, if longer) later */
+#define POLL_FRESH_NS	20000LL		/* passes this close: the CPU is the poller's */
 
 struct urt_monitor {
 	struct urt_rt *rt;
@@ -104,7 +110,7 @@ struct urt_monitor {
 	struct hog_sample *hog;		/* per slot */
 	struct prio *prio;		/* per worker */
 	uint32_t *pending;		/* per worker: seq of a block past threshold, 0 none */
-	int64_t *given;			/* per worker: when the monitor last gave it a slot */
+	_Atomic int64_t *given;		/* per worker: when the monitor last gave it a slot */
 	atomic_bool dozing;		/* every slot parked: the tick backed off */
 	bool may_demote;		/* hogs' threads can get their priority back */
 	atomic_uint ndemoted;
@@ -112,7 +118,24 @@ struct urt_monitor {
 	 * (un)register under it. The monitor thread reads mon unlocked. */
 	pthread_mutex_t reg_lock;
 	atomic_bool inject_failure;
-	int64_t spare_started;		/* when the monitor last started a spare */
+	_Atomic int64_t spare_started;	/* when a spare was last started */
+	/* The poller (cfg.monitor_poll): see poller_main(). It reads mon
+	 * under poll_lock; failover() changes mon holding it too. */
+	bool polling;
+	pthread_t poller;
+	pthread_mutex_t poll_lock;
+	atomic_bool poll_dozing;
+	atomic_uint poll_word;		/* futex: the poller dozes on 0 */
+	atomic_int poll_cpu;		/* where the poller last ran; -1 none */
+	_Atomic int64_t poll_at;	/* when it ran a pass there, if it had run
+					 * the one before less than POLL_FRESH_NS
+					 * earlier (a CPU it has to itself) */
+	uint32_t *polled;		/* per worker: block seq the poller is done with */
+	struct poll_cand {		/* per worker: a poll pass's handoffs */
+		unsigned int k;
+		struct urt_mon_wstate st;
+		struct urt_slot *s;
+	} *cand;
 };
 
 static int membarrier(int cmd)
@@ -179,6 +202,26 @@ static struct urt_worker *spare_take(struct urt_rt *rt)
 		p = &rt->workers[rt->spares[--rt->nspares]];
 	urt__spin_unlock(&rt->spare_lock);
 	return p;
+}
+
+/*
+ * Wakes P on cpu: one running the poller, not halted (on a VM a halted
+ * vCPU's wake-up is tens of microseconds), where nothing but the
+ * SCHED_IDLE poller runs, so P preempts it at once. The load balancer
+ * does not count that CPU as idle (it is not), so unpinned P would often
+ * land on the stuck thread's CPU and share it. P unpins itself as it
+ * wakes (spare_wait).
+ */
+static void pin_spare(struct urt_worker *p, int cpu)
+{
+	cpu_set_t one;
+
+	if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &p->rt->cpus))
+		return;		/* no mask to go back to, or not ours */
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(p->tid, sizeof(one), &one) == 0)
+		atomic_store_explicit(&p->pinned, true, memory_order_relaxed);
 }
 
 static void spare_give(struct urt_worker *p, struct urt_slot *s)
@@ -389,6 +432,8 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 	urt__count(&s->handoffs, 1);
 	if (note) {
 		urt__count(note->hog ? &s->hogs : &s->blocks_seen, 1);
+		if (note->polled)
+			urt__count(&s->polled, 1);
 		record_handoff(s, &note->seen, note->syscall, note->stuck_ns);
 	}
 	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
@@ -398,6 +443,8 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 	 * may preempt the hog at once. */
 	if (hog)
 		demote(m, old, gen, hog);
+	if (note && note->cpu >= 0)
+		pin_spare(p, note->cpu);
 	spare_give(p, s);
 	/* Keep one spare warm, so the next handoff needs no thread start. */
 	urt__spin_lock(&rt->spare_lock);
@@ -450,6 +497,11 @@ void urt__monitor_unparked(struct urt_rt *rt)
 {
 	struct urt_monitor *m = rt->monitor;
 
+	if (m && atomic_load_explicit(&m->poll_dozing, memory_order_seq_cst) &&
+	    atomic_exchange(&m->poll_dozing, false)) {
+		atomic_store(&m->poll_word, 1);
+		urt__futex_wake(&m->poll_word, 1);
+	}
 	if (!m || !atomic_load_explicit(&m->dozing, memory_order_seq_cst) ||
 	    !atomic_exchange(&m->dozing, false))
 		return;
@@ -482,6 +534,20 @@ static struct urt_slot *running_slot(struct urt_rt *rt, unsigned int k)
 	return NULL;
 }
 
+/*
+ * Where a handoff should wake its spare: on the poller's CPU while the
+ * poller has it to itself (pin_spare), else anywhere (-1). A poller that
+ * got no CPU for a while shares its CPU with someone: a spare woken there
+ * would share it too.
+ */
+static int spare_cpu(struct urt_monitor *m)
+{
+	if (!m->polling ||
+	    urt_now() - atomic_load_explicit(&m->poll_at, memory_order_relaxed) > POLL_FRESH_NS)
+		return -1;
+	return atomic_load_explicit(&m->poll_cpu, memory_order_relaxed);
+}
+
 /* Blocks past the threshold that the backend reported: hand off while the
  * same block lasts and there is work behind it. */
 static void check_blocked(struct urt_monitor *m)
@@ -511,12 +577,164 @@ static void check_blocked(struct urt_monitor *m)
 		if (!has_work(rt, s))
 			continue;
 		note.hog = false;
+		note.polled = false;
+		note.cpu = spare_cpu(m);
 		note.syscall = st.syscall;
 		note.stuck_ns = urt_now() - st.since_ns;
 		seen_task(s, &note.seen);
 		if (urt__handoff(rt, s, &note))
 			m->pending[k] = 0;
 	}
+}
+
+/*
+ * The poller (cfg.monitor_poll, kmod and bpf: their worker states are
+ * shared memory). Waking a sleeping thread costs tens of microseconds on
+ * a virtual machine (the idle vCPU halted; its wake-up is a VM entry),
+ * and the monitor's wake-up sits on the path of every handoff: the
+ * kernel's notice arrives threshold + one wake-up after the block at
+ * best, p99 well past it. While some slot runs tasks the poller instead
+ * reads the states in a loop (a seqcount read each) and hands a slot off
+ * as soon as its owner's block passes the threshold. It runs as
+ * SCHED_IDLE, so it only ever takes CPU time no worker wants (and it
+ * keeps that vCPU out of halt: the spare's wake-up lands on a running
+ * CPU), and back at normal priority around a handoff, whose spin locks a
+ * preempted SCHED_IDLE holder would make others wait for. All slots
+ * parked for POLL_IDLE_NS: it sleeps until one unparks
+ * (urt__monitor_unparked) or TICK_MAX_NS passes (io_uring's SQPOLL
+ * thread idles the same way).
+ *
+ * The cost: while tasks run, the CPU time the workers leave idle is
+ * spent polling (power, and a hyperthread sibling's speed).
+ *
+ * It is an accelerator, not a second monitor: the backend still reports
+ * blocks, a backstop later (notice_ns), for check_blocked() to
+ * hand off if the poller got no CPU (whichever comes first moves the
+ * slot; the other finds it moved: the CAS in urt__handoff), and hogs
+ * stay the monitor thread's (the poller gets no CPU exactly when a hog
+ * and the other slots fill them all).
+ */
+
+/*
+ * When the backend should tell the monitor of a block (kind: the backend
+ * asked for; NULL or "auto": any). With the poller, the backend's notice
+ * is a backstop for when the poller gets no CPU: the poller hands off at
+ * the threshold, and a kernel timer firing then would stop it for the
+ * length of a timer interrupt on a VM (~30 us here) just when it is
+ * needed. proc has no poller.
+ */
+static int64_t notice_ns(const struct urt_rt *rt, const char *kind)
+{
+	int64_t t = rt->cfg.monitor_threshold_ns;
+
+	if (!rt->cfg.monitor_poll || (kind && !strcmp(kind, "proc")))
+		return t;
+	return t + (t > POLL_BACKSTOP_NS ? t : POLL_BACKSTOP_NS);
+}
+
+static void set_policy(int policy)
+{
+	struct sched_param sp = { 0 };
+
+	pthread_setschedparam(pthread_self(), policy, &sp);
+}
+
+/*
+ * One look at every worker's state; hands off the slots whose owner has
+ * been blocked past the threshold with work behind it. The spares of
+ * slots that blocked together are woken remote first: the last one
+ * takes this CPU (pin_spare), the others go where the kernel puts them,
+ * their wake-ups under way meanwhile.
+ */
+static void poll_pass(struct urt_monitor *m)
+{
+	struct urt_rt *rt = m->rt;
+	int64_t now = urt_now();
+	unsigned int n = 0;
+
+	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		struct urt_mon_wstate st;
+		struct urt_slot *s;
+
+		if (urt__mon_snapshot(m->mon, k, &st) || st.state != URT_MON_BLOCKED ||
+		    st.seq == m->polled[k] || now - st.since_ns < rt->cfg.monitor_threshold_ns)
+			continue;
+		s = running_slot(rt, k);
+		if (!s || st.since_ns < m->given[k]) {
+			m->polled[k] = st.seq;	/* parked, a spare: as check_blocked() */
+			continue;
+		}
+		if (!has_work(rt, s))
+			continue;
+		m->cand[n].k = k;
+		m->cand[n].st = st;
+		m->cand[n++].s = s;
+	}
+	if (!n)
+		return;
+	set_policy(SCHED_OTHER);
+	for (unsigned int i = 0; i < n; i++) {
+		struct urt_handoff_note note = {
+			.hog = false,
+			.polled = true,
+			.syscall = m->cand[i].st.syscall,
+			.stuck_ns = now - m->cand[i].st.since_ns,
+			.cpu = i + 1 < n ? -1 : spare_cpu(m),
+		};
+
+		seen_task(m->cand[i].s, &note.seen);
+		if (urt__handoff(rt, m->cand[i].s, &note))
+			m->polled[m->cand[i].k] = m->cand[i].st.seq;
+	}
+	set_policy(SCHED_IDLE);
+}
+
+static void *poller_main(void *arg)
+{
+	struct urt_monitor *m = arg;
+	struct urt_rt *rt = m->rt;
+	int64_t idle_since = 0, yielded = 0, last = 0;
+	char name[16];
+
+	snprintf(name, sizeof(name), "%.10s-poll", rt->cfg.name);
+	pthread_setname_np(pthread_self(), name);
+	set_policy(SCHED_IDLE);
+	while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
+		int64_t now = urt_now();
+
+		/* EEVDF gives even a SCHED_IDLE thread a whole slice once it
+		 * is picked, ended only by a tick (4 ms at HZ=250): hand the
+		 * CPU back to whoever else wants it every POLL_YIELD_NS. */
+		if (now - yielded > POLL_YIELD_NS) {
+			sched_yield();
+			yielded = now = urt_now();
+		}
+		if (now - last < POLL_FRESH_NS) {
+			atomic_store_explicit(&m->poll_cpu, sched_getcpu(), memory_order_relaxed);
+			atomic_store_explicit(&m->poll_at, now, memory_order_relaxed);
+		}
+		last = now;
+		if (!all_parked(rt)) {
+			idle_since = 0;
+		} else if (!idle_since) {
+			idle_since = now;
+		} else if (now - idle_since > POLL_IDLE_NS) {
+			atomic_store(&m->poll_word, 0);
+			atomic_store(&m->poll_dozing, true);
+			if (all_parked(rt) && !atomic_load(&m->stop))
+				urt__futex_wait(&m->poll_word, 0, urt_now() + TICK_MAX_NS);
+			atomic_store(&m->poll_dozing, false);
+			idle_since = 0;
+			continue;
+		}
+		pthread_mutex_lock(&m->poll_lock);
+		/* proc's states are /proc reads, not shared memory */
+		if (m->mon && urt__mon_kind(m->mon) != URT_MON_PROC)
+			poll_pass(m);
+		pthread_mutex_unlock(&m->poll_lock);
+		__builtin_ia32_pause();
+	}
+	return NULL;
 }
 
 /*
@@ -572,6 +790,8 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 		if (now - h->since < rt->cfg.hog_threshold_ns || !has_work(rt, s))
 			continue;
 		note.hog = true;
+		note.polled = false;
+		note.cpu = spare_cpu(m);
 		note.syscall = -1;
 		note.stuck_ns = now - h->since;
 		if (m->mon && urt__mon_snapshot(m->mon, (unsigned int)owner->index, &st) == 0 &&
@@ -628,13 +848,15 @@ static void failover(struct urt_monitor *m, int err)
 	kind = urt__mon_kind(m->mon);
 	old = urt__mon_kind_name(kind);
 	next = next_of[kind];
+	pthread_mutex_lock(&m->poll_lock);
 	urt__mon_close(m->mon);
 	m->mon = NULL;
+	pthread_mutex_unlock(&m->poll_lock);
 	while (next) {
 		char why[160];
 		bool ok = true;
 
-		if (urt__mon_open(&mon, next, rt->nworkers, rt->cfg.monitor_threshold_ns,
+		if (urt__mon_open(&mon, next, rt->nworkers, notice_ns(rt, next),
 				  why, sizeof(why)) == 0) {
 			for (unsigned int i = 0; i < rt->nworkers && ok; i++) {
 				struct urt_worker *w = &rt->workers[i];
@@ -656,7 +878,10 @@ static void failover(struct urt_monitor *m, int err)
 		mon = NULL;
 		next = next_of[strcmp(next, "bpf") ? URT_MON_PROC : URT_MON_BPF];
 	}
+	pthread_mutex_lock(&m->poll_lock);
 	m->mon = mon;
+	memset(m->polled, 0, rt->nworkers * sizeof(*m->polled));
+	pthread_mutex_unlock(&m->poll_lock);
 	memset(m->pending, 0, rt->nworkers * sizeof(*m->pending));
 	snprintf(m->why, sizeof(m->why), "%s backend failed (%s): %s", old, strerror(-err),
 		 mon ? urt__mon_kind_name(urt__mon_kind(mon)) : "progress counters only");
@@ -792,11 +1017,15 @@ int urt__monitor_start(struct urt_rt *rt)
 	m->rt = rt;
 	m->may_demote = can_restore_nice();
 	pthread_mutex_init(&m->reg_lock, NULL);
+	pthread_mutex_init(&m->poll_lock, NULL);
 	m->hog = calloc(rt->nslots, sizeof(*m->hog));
+	m->polled = calloc(rt->nworkers, sizeof(*m->polled));
+	m->cand = calloc(rt->nworkers, sizeof(*m->cand));
+	atomic_init(&m->poll_cpu, -1);
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
 	m->prio = calloc(rt->nworkers, sizeof(*m->prio));
 	m->given = calloc(rt->nworkers, sizeof(*m->given));
-	if (!m->hog || !m->pending || !m->prio || !m->given) {
+	if (!m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -808,10 +1037,18 @@ int urt__monitor_start(struct urt_rt *rt)
 		goto fail;
 	}
 	err = urt__mon_open(&m->mon, rt->cfg.monitor, rt->nworkers,
-			    rt->cfg.monitor_threshold_ns, m->why, sizeof(m->why));
+			    notice_ns(rt, rt->cfg.monitor), m->why, sizeof(m->why));
 	if (err) {
 		fprintf(stderr, "urt: %s\n", m->why);
 		goto fail;
+	}
+	if (rt->cfg.monitor_poll && urt__mon_kind(m->mon) == URT_MON_PROC) {
+		/* "auto" came down to proc, which has no poller: it needs the
+		 * threshold itself. (Keeps the first open's why.) */
+		urt__mon_close(m->mon);
+		err = urt__mon_open(&m->mon, "proc", rt->nworkers, notice_ns(rt, "proc"), NULL, 0);
+		if (err)
+			goto fail;
 	}
 	rt->monitor = m;
 	err = -pthread_create(&m->thread, NULL, monitor_main, m);
@@ -820,8 +1057,19 @@ int urt__monitor_start(struct urt_rt *rt)
 		rt->monitor = NULL;
 		goto fail;
 	}
+	/* The poller only where the states are shared memory. Without it
+	 * the monitor works as before: not worth failing the start for. */
+	if (rt->cfg.monitor_poll && urt__mon_kind(m->mon) != URT_MON_PROC) {
+		int e = pthread_create(&m->poller, NULL, poller_main, m);
+
+		m->polling = e == 0;
+		if (e)
+			fprintf(stderr, "urt: monitor: no poller thread: %s\n", strerror(e));
+	}
 	return 0;
 fail:
+	free(m->cand);
+	free(m->polled);
 	free(m->hog);
 	free(m->pending);
 	free(m->prio);
@@ -842,6 +1090,11 @@ void urt__monitor_stop(struct urt_rt *rt)
 		urt__mon_kick(m->mon);
 	pthread_mutex_unlock(&m->reg_lock);
 	pthread_join(m->thread, NULL);
+	if (m->polling) {
+		atomic_store(&m->poll_word, 1);
+		urt__futex_wake(&m->poll_word, 1);
+		pthread_join(m->poller, NULL);
+	}
 	/* Nobody watches the demoted hogs any more: give them their
 	 * priority back now, and the task references. */
 	for (unsigned int k = 0; k < rt->nworkers; k++) {
@@ -866,6 +1119,9 @@ void urt__monitor_free(struct urt_rt *rt)
 		return;
 	urt__mon_close(m->mon);
 	pthread_mutex_destroy(&m->reg_lock);
+	pthread_mutex_destroy(&m->poll_lock);
+	free(m->cand);
+	free(m->polled);
 	free(m->hog);
 	free(m->pending);
 	free(m->prio);

@@ -37,6 +37,16 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 NCPU = len(os.sched_getaffinity(0))
 WORKERS = sorted({1, NCPU})
 MONITOR_BACKENDS = ["proc", "bpf", "kmod"]
+# Columns beyond the backends: the bpf backend with its poller
+# (URT_MONITOR_POLL=1: Documentation/monitor.md, "The poller").
+POLL_SUFFIX = "+poll"
+
+
+def mon_env(b):
+    """The environment that runs urt with monitor column b."""
+    if b.endswith(POLL_SUFFIX):
+        return {"URT_MONITOR": b[:-len(POLL_SUFFIX)], "URT_MONITOR_POLL": "1"}
+    return {"URT_MONITOR": b}
 
 
 class W:
@@ -472,6 +482,8 @@ def main():
         scale_mul, rounds, samples = 0.01, 1, 1
     has_monitor, default_mon, avail = monitor_probe(runner)
     backends = ["off"] + [b for b in MONITOR_BACKENDS if avail.get(b, "") is None]
+    if "bpf" in backends:
+        backends.insert(backends.index("bpf") + 1, "bpf" + POLL_SUFFIX)
     if has_monitor:
         CALLGRIND_ENV["URT_MONITOR"] = "off"
     workloads = [w for w in WORKLOADS if not a.only or a.only in w.name]
@@ -485,10 +497,10 @@ def main():
         for n in WORKERS:
             cols = [("urt", "urt", {})]
             if w.kind == "starve":
-                cols = [("urt[%s]" % b, "urt", {"URT_MONITOR": b}) for b in backends]
+                cols = [("urt[%s]" % b, "urt", mon_env(b)) for b in backends]
             elif w.kind == "detect":
                 # Off is meaningless here: nothing would move the slot.
-                cols = [("urt[%s]" % b, "urt", {"URT_MONITOR": b})
+                cols = [("urt[%s]" % b, "urt", mon_env(b))
                         for b in backends if b != "off"]
             cols += [("tokio", "tokio", {}), ("go", "go", {})]
             group = []
@@ -501,7 +513,7 @@ def main():
     if not a.only or a.only in "monitor":
         for n in WORKERS:
             mon_jobs.append([(None, n, "mon[%s]" % b, "urt", "chan_pingpong",
-                              {"URT_MONITOR": b}) for b in backends])
+                              mon_env(b)) for b in backends])
 
     for r in range(rounds):
         log("round %d/%d (%.0f s)" % (r + 1, rounds, time.time() - t_start))
@@ -739,7 +751,7 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
         L.append("- starvation within 10% of the no-blocking ideal with kmod or bpf: "
                  "not measurable yet (no monitor)")
         L.append("- monitor overhead under 3%: not measurable yet (no monitor)")
-    for b in ("kmod", "bpf"):
+    for b in ("kmod", "bpf", "bpf" + POLL_SUFFIX):
         if not has_monitor:
             break
         if b not in backends:
@@ -757,20 +769,21 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
                     L.append("- %s, %d worker%s, monitor %s: %.2f x the ideal "
                              "(target <= 1.10): %s" % (w.name, n, "s" if n > 1 else "", b,
                                                        r, "met" if r <= 1.10 else "not met"))
-    for w in workloads:
-        if w.kind != "detect" or w.name == "detection: spin":
+    for b in ("bpf", "bpf" + POLL_SUFFIX):
+        if b not in backends:
             continue
-        for n in WORKERS:
-            key = (w.name, n, "urt[bpf]")
-            p99 = s.get(key + ("p99",))
-            if "bpf" not in backends:
+        for w in workloads:
+            if w.kind != "detect" or w.name == "detection: spin":
                 continue
-            if p99:
-                thr = s.get("detect-threshold", {}).get(key, "?")
-                L.append("- bpf p99 detection under 100 us, %s, %d worker%s: %.0f us "
-                         "(block -> spare running the slot, threshold %s us): %s" % (
-                             w.name.split(": ", 1)[1], n, "s" if n > 1 else "", p99[0],
-                             thr, "met" if p99[0] < 100 else "not met"))
+            for n in WORKERS:
+                key = (w.name, n, "urt[%s]" % b)
+                p99 = s.get(key + ("p99",))
+                if p99:
+                    thr = s.get("detect-threshold", {}).get(key, "?")
+                    L.append("- %s p99 detection under 100 us, %s, %d worker%s: %.0f us "
+                             "(block -> spare running the slot, threshold %s us): %s" % (
+                                 b, w.name.split(": ", 1)[1], n, "s" if n > 1 else "",
+                                 p99[0], thr, "met" if p99[0] < 100 else "not met"))
     for b in backends[1:]:
         for n in WORKERS:
             v, o = s.get(("monitor", n, "mon[%s]" % b)), s.get(("monitor", n, "mon[off]"))
