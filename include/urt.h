@@ -367,6 +367,8 @@ struct urt_stats {
 	uint64_t hogs;		/* task steps seen running past hog_threshold_ns */
 	unsigned int workers;	/* slots */
 	uint64_t poll_handoffs;	/* of handoffs: made by the poller (monitor_poll) */
+	uint64_t unstacks;	/* workers the monitor moved off a CPU another
+				 * busy worker had, to one none had */
 };
 
 int urt_stats(urt_rt *rt, struct urt_stats *out);

@@ -186,10 +186,11 @@ static int proc_snapshot(struct urt_mon *m, unsigned int slot, struct urt_mon_ws
 	return 0;
 }
 
-/* The state letter of /proc/.../stat: after the last ')' of comm. */
-int urt__proc_task_state(int fd)
+/* The state letter of /proc/.../stat: after the last ')' of comm; and
+ * if cpu, field 39 ("processor"), the 37th after it (-1 if missing). */
+int urt__proc_task_state(int fd, int *cpu)
 {
-	char buf[512];
+	char buf[1024];
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 	char *p;
 
@@ -199,6 +200,18 @@ int urt__proc_task_state(int fd)
 	p = strrchr(buf, ')');
 	if (!p || p[1] != ' ')
 		return -1;
+	if (cpu) {
+		char *f = p + 2;
+
+		*cpu = -1;
+		for (int i = 1; i < 37 && f; i++) {
+			f = strchr(f, ' ');
+			if (f)
+				f++;
+		}
+		if (f && *f >= '0' && *f <= '9')
+			*cpu = (int)strtol(f, NULL, 10);
+	}
 	return (unsigned char)p[2];
 }
 
@@ -247,7 +260,7 @@ static int proc_scan(struct urt_mon *m, unsigned int slot, struct urt_mon_wstate
 	 * is seen at the next pass, never taken for the end of this block. */
 	if (s->wakes)
 		wakes = atomic_load_explicit(s->wakes, ACQ);
-	c = urt__proc_task_state(s->stat_fd);
+	c = urt__proc_task_state(s->stat_fd, NULL);
 	if (c < 0)
 		return -1;
 	woke = s->wakes && wakes != s->wakes_seen;

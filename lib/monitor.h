@@ -155,7 +155,7 @@ void urt__mon_kick(struct urt_mon *m) URT_HIDDEN;
 
 /* The state letter ('R', 'S', 'D', ...) in an open /proc/.../task/TID/stat
  * (read at offset 0), or -1. The proc backend's sampler; also sysmon.c. */
-int urt__proc_task_state(int fd) URT_HIDDEN;
+int urt__proc_task_state(int fd, int *cpu) URT_HIDDEN;
 enum urt_mon_kind urt__mon_kind(struct urt_mon *m) URT_HIDDEN;
 /* "off", "proc", "bpf", "kmod" */
 const char *urt__mon_kind_name(enum urt_mon_kind k) URT_HIDDEN;

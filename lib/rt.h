@@ -79,6 +79,8 @@ struct urt_slot {
 	/* Written by the monitor. */
 	atomic_uint_fast64_t handoffs, blocks_seen, hogs;
 	atomic_uint_fast64_t polled;	/* handoffs the poller made */
+	atomic_int cpu;			/* owner's CPU at its last step (check_stacked) */
+	atomic_uint_fast64_t unstacks;	/* its owner moved off a shared CPU */
 	atomic_uint_fast64_t blocked_ns;	/* time stuck before handoffs (urt_slot_stats.stuck_ns) */
 	urt_spin last_lock;		/* the last handoff, for urt_slot_stats */
 	uint64_t last_task;

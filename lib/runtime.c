@@ -218,6 +218,7 @@ int urt_stats(urt_rt *rt, struct urt_stats *out)
 		out->hogs += atomic_load_explicit(&s->hogs, memory_order_relaxed);
 		out->blocks_seen += atomic_load_explicit(&s->blocks_seen, memory_order_relaxed);
 		out->poll_handoffs += atomic_load_explicit(&s->polled, memory_order_relaxed);
+		out->unstacks += atomic_load_explicit(&s->unstacks, memory_order_relaxed);
 	}
 	out->blocking_threads = urt__blocking_threads(rt);
 	out->workers = rt->nslots;

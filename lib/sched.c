@@ -651,6 +651,7 @@ static void run_slot(struct urt_worker *w)
 		if (!t)
 			t = steal_work(w, s);
 		if (t) {
+			atomic_store_explicit(&s->cpu, sched_getcpu(), memory_order_relaxed);
 			if (s->searching)
 				idle_from_searching(rt, s);
 			slot_exit(w, s);

@@ -94,6 +94,7 @@ struct prio {
 #define TICK_MIN_NS	100000LL	/* the hog tick: >= 100 us */
 #define TICK_MAX_NS	10000000LL	/* <= 10 ms, and when idle */
 #define TICK_IDLE_PASSES 20		/* all parked this long: back off */
+#define UNSTACK_COOLDOWN_NS 1000000LL	/* check_stacked(): one move per */
 /* The poller: see poller_main() */
 #define POLL_IDLE_NS	20000000LL	/* all parked this long: doze */
 #define POLL_YIELD_NS	10000LL		/* spin at most this long between yields */
@@ -131,6 +132,10 @@ struct urt_monitor {
 					 * the one before less than POLL_FRESH_NS
 					 * earlier (a CPU it has to itself) */
 	uint32_t *polled;		/* per worker: block seq the poller is done with */
+	/* check_stacked(), per slot: steps at the last pass; ran none since */
+	uint64_t *stack_steps;
+	bool *stalled;
+	int64_t unstack_after;
 	struct poll_cand {		/* per worker: a poll pass's handoffs */
 		unsigned int k;
 		struct urt_mon_wstate st;
@@ -177,9 +182,9 @@ static int64_t thread_cpu_ns(pid_t tid)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Is thread tid of this process runnable ('R' in /proc/self/task/TID/stat)?
- * False if asleep, gone or unreadable. */
-static bool thread_runnable(pid_t tid)
+/* The state letter of thread tid of this process (/proc/self/task/TID/
+ * stat) and, if cpu, the CPU it last ran on; -1 if gone or unreadable. */
+static int thread_state(pid_t tid, int *cpu)
 {
 	char path[64];
 	int fd, c;
@@ -187,10 +192,10 @@ static bool thread_runnable(pid_t tid)
 	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	c = urt__proc_task_state(fd);
+		return -1;
+	c = urt__proc_task_state(fd, cpu);
 	close(fd);
-	return c == 'R';
+	return c;
 }
 
 static struct urt_worker *spare_take(struct urt_rt *rt)
@@ -818,12 +823,87 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			 * did not report (or no backend): hand off, without
 			 * demoting.
 			 */
-			if (thread_runnable(tid))
+			if (thread_state(tid, NULL) == 'R')
 				continue;
 			note.hog = false;
 		}
 		seen_task(s, &note.seen);
 		urt__handoff(rt, s, &note);	/* the new owner: a fresh sample */
+	}
+}
+
+/*
+ * Two slots' owners that share a CPU while another CPU of the runtime's
+ * runs none: one of them waits for the other's time slice, which with
+ * EEVDF and HZ=250 lasts until the next tick, 4 ms (seen in 2-slot
+ * starve_* runs: each slot in turn stalled 4 ms on one 100 us task while
+ * the other CPU ran only a demoted hog). The kernel's load balancer does
+ * not fix it in that time: a CPU running a low-weight thread (a nice-19
+ * hog, the SCHED_IDLE poller) is busy, so it balances at the busy
+ * interval (tens of ms), and recently run threads are cache-hot, not
+ * migrated. So the monitor does, each tick: a slot whose owner is
+ * runnable but ran no step since the last pass, on a CPU where another
+ * slot made progress, moves to a CPU of the runtime's mask where no slot
+ * made progress (its affinity narrowed to that CPU and at once widened
+ * back: the kernel migrates it, then lets it be). At most one move per
+ * UNSTACK_COOLDOWN_NS; urt_stats.unstacks counts them.
+ */
+static void check_stacked(struct urt_monitor *m, int64_t now)
+{
+	struct urt_rt *rt = m->rt;
+	cpu_set_t busy, one;
+	unsigned int moved = 0;
+
+	if (rt->nslots < 2 || CPU_COUNT(&rt->cpus) < 2)
+		return;
+	CPU_ZERO(&busy);
+	for (unsigned int i = 0; i < rt->nslots; i++) {
+		struct urt_slot *s = &rt->slots[i];
+		uint64_t steps = atomic_load_explicit(&s->steps, memory_order_relaxed);
+		uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
+		int cpu = atomic_load_explicit(&s->cpu, memory_order_relaxed);
+
+		m->stalled[i] = false;
+		if (!(ctl & SLOT_PARKED)) {
+			if (steps != m->stack_steps[i]) {
+				if (cpu >= 0 && cpu < CPU_SETSIZE)
+					CPU_SET(cpu, &busy);
+				moved++;
+			} else {
+				m->stalled[i] = atomic_load_explicit(&s->cur_task,
+								     memory_order_relaxed) != 0;
+			}
+		}
+		m->stack_steps[i] = steps;
+	}
+	if (!moved || now < m->unstack_after)
+		return;
+	for (unsigned int i = 0; i < rt->nslots; i++) {
+		uintptr_t ctl = atomic_load_explicit(&rt->slots[i].owner, memory_order_acquire);
+		struct urt_worker *w = (struct urt_worker *)(ctl & ~SLOT_PARKED);
+		pid_t tid;
+		int cpu, to = -1;
+
+		if (!m->stalled[i] || (ctl & SLOT_PARKED))
+			continue;
+		tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
+		/* Runnable, on a CPU where another slot runs steps */
+		if (tid <= 0 || thread_state(tid, &cpu) != 'R' || cpu < 0 || cpu >= CPU_SETSIZE ||
+		    !CPU_ISSET(cpu, &busy))
+			continue;
+		for (int c = 0; c < CPU_SETSIZE && to < 0; c++)
+			if (c != cpu && CPU_ISSET(c, &rt->cpus) && !CPU_ISSET(c, &busy))
+				to = c;
+		if (to < 0)
+			return;		/* every CPU has a slot making progress */
+		CPU_ZERO(&one);
+		CPU_SET(to, &one);
+		if (sched_setaffinity(tid, sizeof(one), &one) == 0) {
+			sched_setaffinity(tid, sizeof(rt->cpus), &rt->cpus);
+			urt__count(&rt->slots[i].unstacks, 1);
+		}
+		m->unstack_after = now + UNSTACK_COOLDOWN_NS;
+		return;
 	}
 }
 
@@ -999,6 +1079,7 @@ static void *monitor_main(void *arg)
 			nanosleep(&ts, NULL);
 		}
 		check_hogs(m, urt_now());
+		check_stacked(m, urt_now());
 		check_demoted(m);
 	}
 	return NULL;
@@ -1021,11 +1102,14 @@ int urt__monitor_start(struct urt_rt *rt)
 	m->hog = calloc(rt->nslots, sizeof(*m->hog));
 	m->polled = calloc(rt->nworkers, sizeof(*m->polled));
 	m->cand = calloc(rt->nworkers, sizeof(*m->cand));
+	m->stack_steps = calloc(rt->nslots, sizeof(*m->stack_steps));
+	m->stalled = calloc(rt->nslots, sizeof(*m->stalled));
 	atomic_init(&m->poll_cpu, -1);
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
 	m->prio = calloc(rt->nworkers, sizeof(*m->prio));
 	m->given = calloc(rt->nworkers, sizeof(*m->given));
-	if (!m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand) {
+	if (!m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand ||
+	    !m->stack_steps || !m->stalled) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -1068,6 +1152,8 @@ int urt__monitor_start(struct urt_rt *rt)
 	}
 	return 0;
 fail:
+	free(m->stack_steps);
+	free(m->stalled);
 	free(m->cand);
 	free(m->polled);
 	free(m->hog);
@@ -1120,6 +1206,8 @@ void urt__monitor_free(struct urt_rt *rt)
 	urt__mon_close(m->mon);
 	pthread_mutex_destroy(&m->reg_lock);
 	pthread_mutex_destroy(&m->poll_lock);
+	free(m->stack_steps);
+	free(m->stalled);
 	free(m->cand);
 	free(m->polled);
 	free(m->hog);

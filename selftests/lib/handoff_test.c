@@ -519,6 +519,133 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 	close(sh.pipe[1]);
 }
 
+#ifndef URT_VM_KMOD_ONLY
+/*
+ * Two slots' workers stacked on one CPU while another CPU runs none of
+ * them: the monitor moves one (check_stacked). The test stacks them by
+ * hand (both pinned to one CPU, then their affinity widened again) while
+ * a nice-19 spinner keeps the other CPU busy, so the kernel's own load
+ * balancer -- which balances a busy CPU only every tens of ms -- is not
+ * the one that spreads them. A try in which they were spread before the
+ * monitor looked is repeated.
+ */
+struct stack_load {
+	atomic_int stop;
+	atomic_int spinner_up;
+	int cpu;
+};
+
+static void *stack_short(void *arg)
+{
+	struct stack_load *l = arg;
+	int64_t until = urt_now() + 100000;	/* 100 us of CPU */
+
+	while (urt_now() < until && !atomic_load(&l->stop))
+		;
+	return NULL;
+}
+
+static void *stack_feeder(void *arg)
+{
+	struct stack_load *l = arg;
+
+	/* Keeps both slots busy with short steps until told to stop. */
+	while (!atomic_load(&l->stop)) {
+		urt_task_t t[8];
+
+		for (int i = 0; i < 8; i++)
+			t[i] = urt_spawn(NULL, stack_short, l);
+		for (int i = 0; i < 8; i++)
+			if (t[i].id)
+				urt_join(t[i], NULL);
+	}
+	return NULL;
+}
+
+static void *nice_spinner(void *arg)
+{
+	struct stack_load *l = arg;
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(l->cpu, &one);
+	if (sched_setaffinity(0, sizeof(one), &one) || setpriority(PRIO_PROCESS, 0, 19))
+		return (void *)-1;
+	atomic_store(&l->spinner_up, 1);
+	while (!atomic_load(&l->stop))
+		;
+	return NULL;
+}
+
+TEST(workers_stacked_on_one_cpu_are_spread_by_the_monitor)
+{
+	struct stack_load l = { 0 };
+	struct urt_config cfg;
+	struct urt_stats st;
+	cpu_set_t all, one;
+	urt_task_t feed[2];
+	int cpus[2], n = 0;
+	pthread_t spinner;
+	urt_rt *rt;
+
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(all), &all));
+	for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+		if (CPU_ISSET(c, &all))
+			cpus[n++] = c;
+	if (n < 2)
+		SKIP(return, "needs two CPUs");
+	urt_config_init(&cfg);
+	cfg.workers = 2;
+	cfg.monitor = "proc";	/* any backend: the check is the monitor's own */
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	l.cpu = cpus[1];
+	ASSERT_EQ(0, pthread_create(&spinner, NULL, nice_spinner, &l));
+	while (!atomic_load(&l.spinner_up))
+		usleep(1000);
+	for (int i = 0; i < 2; i++)
+		feed[i] = urt_spawn(rt, stack_feeder, &l);
+	for (int tries = 0; tries < 10; tries++) {
+		int64_t deadline;
+
+		usleep(20000);
+		/* Both workers onto the first CPU, then free to go again. */
+		CPU_ZERO(&one);
+		CPU_SET(cpus[0], &one);
+		for (unsigned int i = 0; i < 2; i++) {
+			struct urt_slot_stats ss;
+
+			ASSERT_EQ(0, urt_slot_stats(rt, i, &ss));
+			if (ss.owner_tid > 0)
+				sched_setaffinity(ss.owner_tid, sizeof(one), &one);
+		}
+		usleep(2000);
+		for (unsigned int i = 0; i < 2; i++) {
+			struct urt_slot_stats ss;
+
+			ASSERT_EQ(0, urt_slot_stats(rt, i, &ss));
+			if (ss.owner_tid > 0)
+				sched_setaffinity(ss.owner_tid, sizeof(all), &all);
+		}
+		deadline = urt_now() + MS(100) * SLOW;
+		do {
+			usleep(1000);
+			ASSERT_EQ(0, urt_stats(rt, &st));
+		} while (!st.unstacks && urt_now() < deadline);
+		if (st.unstacks)
+			break;
+		TH_LOG("try %d: not stacked long enough to be seen; again", tries);
+	}
+	atomic_store(&l.stop, 1);
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, urt_join(feed[i], NULL));
+	ASSERT_EQ(0, pthread_join(spinner, NULL));
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	TH_LOG("%llu move(s)", (unsigned long long)st.unstacks);
+	ASSERT_GE(st.unstacks, 1);
+	ASSERT_EQ(0, urt_destroy(rt));
+}
+#endif /* !URT_VM_KMOD_ONLY */
+
 /* A storm of blocking and unblocking under load loses no task. */
 struct storm {
 	urt_chan *ch;
