@@ -82,6 +82,16 @@ struct urt_config {
 	 * (Documentation/monitor.md, "The poller"). 0: off.
 	 */
 	int monitor_poll;
+	/*
+	 * 0: right after a hog's thread is set to nice 19, the monitor sends
+	 * it SIGURG, whose handler yields the CPU once (as Go preempts with
+	 * SIGURG), so the spare sharing its CPU does not wait out the slice
+	 * the hog began at nice 0. Only where the process had no SIGURG
+	 * handler at urt_create; workers then take SIGURG, and a task that
+	 * hogs may see EINTR from a syscall that is never restarted
+	 * (nanosleep, poll, epoll_wait: signal(7)). -1: no signal.
+	 */
+	int hog_signal;
 };
 
 /* Fills *cfg with defaults (all zero: "choose for me"). */
@@ -92,7 +102,7 @@ void urt_config_init(struct urt_config *cfg);
  *   URT_WORKERS, URT_STACK_SIZE (bytes, k/m suffix), URT_MAX_BLOCKING,
  *   URT_BLOCKING_IDLE_MS, URT_MONITOR (auto|kmod|bpf|proc|off),
  *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES,
- *   URT_MONITOR_POLL (0|1).
+ *   URT_MONITOR_POLL (0|1), URT_HOG_SIGNAL (0|1).
  * A malformed or out-of-range value returns -EINVAL and writes one line
  * naming the variable to *err (if err != NULL, errlen > 0).
  */
@@ -369,6 +379,7 @@ struct urt_stats {
 	uint64_t poll_handoffs;	/* of handoffs: made by the poller (monitor_poll) */
 	uint64_t unstacks;	/* workers the monitor moved off a CPU another
 				 * busy worker had, to one none had */
+	uint64_t hog_yields;	/* demoted hogs that yielded on hog_signal */
 };
 
 int urt_stats(urt_rt *rt, struct urt_stats *out);

@@ -59,6 +59,7 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		{ "URT_HOG_THRESHOLD_US", 1, 60000000, false, "microseconds, 1..60000000" },
 		{ "URT_MAX_SPARES", 1, 1024, false, "a thread count, 1..1024" },
 		{ "URT_MONITOR_POLL", 0, 1, false, "0 (off) or 1 (on)" },
+		{ "URT_HOG_SIGNAL", 0, 1, false, "0 (off) or 1 (on)" },
 	};
 	const char *mon = getenv("URT_MONITOR");
 
@@ -85,6 +86,7 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		case 5: cfg->hog_threshold_ns = (int64_t)x * 1000; break;
 		case 6: cfg->max_spares = (unsigned int)x; break;
 		case 7: cfg->monitor_poll = (int)x; break;
+		case 8: cfg->hog_signal = x ? 0 : -1; break;
 		}
 	}
 	if (mon) {
@@ -150,6 +152,8 @@ int urt__config_resolve(struct urt_config *cfg)
 	if (cfg->max_spares > 1024)
 		return -EINVAL;
 	if (cfg->monitor_poll != 0 && cfg->monitor_poll != 1)
+		return -EINVAL;
+	if (cfg->hog_signal != 0 && cfg->hog_signal != -1)
 		return -EINVAL;
 	return 0;
 }

@@ -99,6 +99,7 @@ struct urt_worker {
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
 	atomic_bool pinned;		/* woken pinned to one CPU: unpin */
+	atomic_uint_fast64_t hog_yields; /* the hog signal's handler ran here */
 	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
 	atomic_uint wakes;		/* back from a park or a spare's wait (monitor.h) */
 	void *sched_sp;			/* scheduler context while a fiber runs */
@@ -155,6 +156,7 @@ struct urt_rt {
 	unsigned int nslots;
 	unsigned int nworkers;		/* capacity: nslots + max_spares */
 	cpu_set_t cpus;			/* the creator's affinity: workers' own */
+	bool hog_signal;		/* workers take URT_HOG_SIGNAL (sysmon.c) */
 	size_t stack_size;
 	struct urt_worker *workers;
 	struct urt_slot *slots;
@@ -225,6 +227,11 @@ struct urt_handoff_note {	/* why the monitor moves a slot */
 	int cpu;		/* >= 0: wake the spare on this CPU (pin_spare) */
 	struct urt_seen seen;
 };
+/* Slots not parked now (idle.state), for the poller (sched.c). */
+unsigned int urt__unparked(struct urt_rt *rt) URT_HIDDEN;
+/* The handler of URT_HOG_SIGNAL on worker threads (sched.c). */
+#define URT_HOG_SIGNAL SIGURG
+void urt__hog_yield(int sig) URT_HIDDEN;
 bool urt__handoff(struct urt_rt *rt, struct urt_slot *s,
 		  const struct urt_handoff_note *note) URT_HIDDEN;
 struct urt_worker *urt__spare_reserve(struct urt_rt *rt) URT_HIDDEN;

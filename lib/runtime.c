@@ -210,6 +210,7 @@ int urt_stats(urt_rt *rt, struct urt_stats *out)
 		out->polls += atomic_load_explicit(&w->polls, memory_order_relaxed);
 		out->steals += atomic_load_explicit(&w->steals, memory_order_relaxed);
 		out->parks += atomic_load_explicit(&w->parks, memory_order_relaxed);
+		out->hog_yields += atomic_load_explicit(&w->hog_yields, memory_order_relaxed);
 	}
 	for (unsigned int i = 0; i < rt->nslots; i++) {
 		struct urt_slot *s = &rt->slots[i];

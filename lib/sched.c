@@ -71,6 +71,25 @@ __attribute__((noinline)) struct urt_rt *urt__current_rt(void)
 }
 
 void urt__set_worker(struct urt_worker *w) { tls_worker = w; }
+
+/*
+ * URT_HOG_SIGNAL, sent by the monitor to a hog's thread right after it
+ * set it to nice 19 (sysmon.c, demote): give up the CPU now. EEVDF then
+ * moves the thread's deadline a whole slice on at its new weight, so the
+ * spare sharing its CPU runs; without it the hog would still finish the
+ * slice it began at nice 0 (up to a tick, 4 ms). Async-signal-safe.
+ */
+void urt__hog_yield(int sig)
+{
+	struct urt_worker *w = tls_worker;
+	int e = errno;
+
+	(void)sig;
+	if (w)
+		atomic_fetch_add_explicit(&w->hog_yields, 1, memory_order_relaxed);
+	sched_yield();
+	errno = e;
+}
 void urt__set_current_rt(struct urt_rt *rt) { tls_rt = rt; }
 
 bool urt__in_fiber(void)
@@ -152,6 +171,11 @@ static inline void lifo_set(struct urt_slot *s, struct urt_task *t)
 #define IDLE_UNPARKED(s)	((s) & 0xffffu)
 #define IDLE_SEARCHING(s)	((s) >> 16)
 #define IDLE_ONE_SEARCHING	(1u << 16)
+
+unsigned int urt__unparked(struct urt_rt *rt)
+{
+	return IDLE_UNPARKED(atomic_load_explicit(&rt->idle.state, memory_order_seq_cst));
+}
 
 static bool idle_to_searching(struct urt_rt *rt, struct urt_slot *s)
 {
@@ -730,6 +754,8 @@ static void *worker_main(void *arg)
 	sigaddset(&sync_sigs, SIGFPE);
 	sigaddset(&sync_sigs, SIGILL);
 	sigaddset(&sync_sigs, SIGABRT);
+	if (rt->hog_signal)
+		sigaddset(&sync_sigs, URT_HOG_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &sync_sigs, NULL);
 	__atomic_store_n(&w->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	urt__set_worker(w);

@@ -54,6 +54,7 @@
 #include <fcntl.h>
 #include <linux/membarrier.h>
 #include <sched.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -98,6 +99,7 @@ struct prio {
 /* The poller: see poller_main() */
 #define POLL_IDLE_NS	20000000LL	/* all parked this long: doze */
 #define POLL_YIELD_NS	10000LL		/* spin at most this long between yields */
+#define POLL_PERIOD_NS	1000LL		/* a pass per */
 #define POLL_BACKSTOP_NS 1000000LL	/* the backend's notice: this much (or a
 					 * threshold, if longer) later */
 #define POLL_FRESH_NS	20000LL		/* passes this close: the CPU is the poller's */
@@ -279,6 +281,41 @@ static bool spare_add(struct urt_rt *rt)
 }
 
 /*
+ * URT_HOG_SIGNAL (urt__hog_yield) is the process's: installed once, at the
+ * first runtime that wants it, only if nobody handles the signal; never
+ * taken back (its handler is harmless: one yield). The application may
+ * install its own later: then the monitor sends nothing.
+ */
+static bool hog_signal_ours(void)
+{
+	struct sigaction sa;
+
+	return sigaction(URT_HOG_SIGNAL, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+	       sa.sa_handler == urt__hog_yield;
+}
+
+static bool hog_signal_install(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	struct sigaction sa, old;
+	bool ok;
+
+	pthread_mutex_lock(&lock);
+	ok = hog_signal_ours();
+	if (!ok && sigaction(URT_HOG_SIGNAL, NULL, &old) == 0 &&
+	    !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = urt__hog_yield;
+		/* SA_ONSTACK: a worker's alternate stack, not a fiber's */
+		sa.sa_flags = SA_RESTART | SA_ONSTACK;
+		sigemptyset(&sa.sa_mask);
+		ok = sigaction(URT_HOG_SIGNAL, &sa, NULL) == 0;
+	}
+	pthread_mutex_unlock(&lock);
+	return ok;
+}
+
+/*
  * The hog T lost its slot s: set its thread to nice HOG_NICE unless it
  * already noticed the loss (lost moved past gen): then it is on its way to
  * being a spare and must keep its priority. Holds a reference to the hog
@@ -304,6 +341,8 @@ static void demote(struct urt_monitor *m, struct urt_worker *t, uint32_t gen,
 		nice = getpriority(PRIO_PROCESS, (id_t)tid);
 		if (!errno && nice < HOG_NICE &&
 		    setpriority(PRIO_PROCESS, (id_t)tid, HOG_NICE) == 0) {
+			if (m->rt->hog_signal && hog_signal_ours())
+				syscall(SYS_tgkill, getpid(), tid, URT_HOG_SIGNAL);
 			pr->nice = nice;
 			pr->tid = tid;
 			pr->demoted = true;
@@ -719,14 +758,18 @@ static void *poller_main(void *arg)
 			atomic_store_explicit(&m->poll_at, now, memory_order_relaxed);
 		}
 		last = now;
-		if (!all_parked(rt)) {
+		/* Not all_parked(): the slots' owner words share a cache line
+		 * with what their owners write at every step; reading them
+		 * in a loop made chan_pingpong 3x slower. idle.state changes
+		 * only when a slot parks or unparks. */
+		if (urt__unparked(rt)) {
 			idle_since = 0;
 		} else if (!idle_since) {
 			idle_since = now;
 		} else if (now - idle_since > POLL_IDLE_NS) {
 			atomic_store(&m->poll_word, 0);
 			atomic_store(&m->poll_dozing, true);
-			if (all_parked(rt) && !atomic_load(&m->stop))
+			if (!urt__unparked(rt) && !atomic_load(&m->stop))
 				urt__futex_wait(&m->poll_word, 0, urt_now() + TICK_MAX_NS);
 			atomic_store(&m->poll_dozing, false);
 			idle_since = 0;
@@ -737,7 +780,11 @@ static void *poller_main(void *arg)
 		if (m->mon && urt__mon_kind(m->mon) != URT_MON_PROC)
 			poll_pass(m);
 		pthread_mutex_unlock(&m->poll_lock);
-		__builtin_ia32_pause();
+		/* A pass per POLL_PERIOD_NS is plenty against a 50 us
+		 * threshold, and each pass pulls the states' cache lines
+		 * away from the kernel that writes them at every switch. */
+		while (urt_now() - now < POLL_PERIOD_NS)
+			__builtin_ia32_pause();
 	}
 	return NULL;
 }
@@ -1097,6 +1144,8 @@ int urt__monitor_start(struct urt_rt *rt)
 		return -ENOMEM;
 	m->rt = rt;
 	m->may_demote = can_restore_nice();
+	/* Before the workers start: they unblock the signal if set. */
+	rt->hog_signal = m->may_demote && rt->cfg.hog_signal == 0 && hog_signal_install();
 	pthread_mutex_init(&m->reg_lock, NULL);
 	pthread_mutex_init(&m->poll_lock, NULL);
 	m->hog = calloc(rt->nslots, sizeof(*m->hog));

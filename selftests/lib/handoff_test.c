@@ -875,6 +875,78 @@ TEST(a_hog_runs_at_nice_19_after_its_slot_moved_and_gets_its_priority_back)
 	}								\
 } while (0)
 
+/*
+ * Right after the demotion the hog's thread gets SIGURG, whose handler
+ * (liburt's) yields the CPU once: the spare sharing the CPU need not wait
+ * out the slice the hog began at nice 0. In a child: the handler is the
+ * process's, installed at the first runtime, only if SIGURG is unhandled.
+ */
+TEST(a_demoted_hog_is_told_to_yield)
+{
+	if (geteuid() != 0)
+		SKIP(return, "demotion needs CAP_SYS_NICE (root)");
+	IN_CHILD({
+		struct hog h = { 0 };
+		struct urt_stats st = { 0 };
+		int64_t deadline;
+		urt_task_t ht;
+		urt_rt *rt;
+
+		hog_handed_off(_metadata, &rt, &h, &ht, false, 19);
+		if (!_metadata->passed)
+			_exit(10);
+		deadline = urt_now() + MS(2000) * SLOW;
+		while (!st.hog_yields && urt_now() < deadline) {
+			if (urt_stats(rt, &st))
+				_exit(11);
+			usleep(1000);
+		}
+		if (st.hog_yields < 1)
+			_exit(12);
+		atomic_store(&h.release, 1);
+		if (urt_join(ht, NULL) || urt_destroy(rt))
+			_exit(13);
+	});
+}
+
+static atomic_int app_sigurg;
+
+static void app_sigurg_handler(int sig)
+{
+	(void)sig;
+	atomic_fetch_add(&app_sigurg, 1);
+}
+
+/* An application that handles SIGURG itself keeps it: no signal is sent,
+ * the hog is demoted all the same. */
+TEST(an_application_sigurg_handler_is_left_alone)
+{
+	if (geteuid() != 0)
+		SKIP(return, "demotion needs CAP_SYS_NICE (root)");
+	IN_CHILD({
+		struct sigaction sa = { .sa_handler = app_sigurg_handler };
+		struct hog h = { 0 };
+		struct urt_stats st;
+		urt_task_t ht;
+		urt_rt *rt;
+
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGURG, &sa, NULL))
+			_exit(10);
+		hog_handed_off(_metadata, &rt, &h, &ht, false, 19);
+		if (!_metadata->passed)
+			_exit(11);
+		usleep(50000);
+		if (urt_stats(rt, &st) || st.hog_yields != 0 || atomic_load(&app_sigurg) != 0)
+			_exit(12);
+		if (sigaction(SIGURG, NULL, &sa) || sa.sa_handler != app_sigurg_handler)
+			_exit(13);
+		atomic_store(&h.release, 1);
+		if (urt_join(ht, NULL) || urt_destroy(rt))
+			_exit(14);
+	});
+}
+
 TEST(a_runtime_that_could_not_restore_a_priority_does_not_demote_its_hogs)
 {
 	IN_CHILD({
@@ -1329,12 +1401,19 @@ TEST(bad_monitor_environment_values_are_errors)
 	setenv("URT_MONITOR_POLL", "1", 1);
 	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
 	ASSERT_EQ(1, cfg.monitor_poll);
+	setenv("URT_HOG_SIGNAL", "yes", 1);
+	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_NE(NULL, strstr(err, "URT_HOG_SIGNAL")) TH_LOG("err: %s", err);
+	setenv("URT_HOG_SIGNAL", "0", 1);
+	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_EQ(-1, cfg.hog_signal);
+	unsetenv("URT_HOG_SIGNAL");
 	unsetenv("URT_MONITOR");
 	unsetenv("URT_MONITOR_THRESHOLD_US");
 	unsetenv("URT_MONITOR_POLL");
 }
 
-TEST(a_bad_monitor_poll_value_is_an_error)
+TEST(bad_monitor_poll_and_hog_signal_values_are_errors)
 {
 	struct urt_config cfg;
 	urt_rt *rt;
@@ -1343,6 +1422,9 @@ TEST(a_bad_monitor_poll_value_is_an_error)
 	cfg.monitor_poll = 2;
 	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
 	cfg.monitor_poll = -1;
+	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
+	cfg.monitor_poll = 0;
+	cfg.hog_signal = 1;
 	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
 }
 #endif /* !URT_VM_KMOD_ONLY */
