@@ -880,6 +880,31 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 }
 
 /*
+ * A slot's owner waits for a CPU on which a demoted hog runs: EEVDF lets
+ * the hog finish a slice once picked, until the next tick (it picked the
+ * hog because its lag said so, or the owner was just moved here by
+ * check_stacked). Tell the hog to yield again (see demote()).
+ */
+static void yield_hogs_on(struct urt_monitor *m, int cpu)
+{
+	struct urt_rt *rt = m->rt;
+
+	if (!rt->hog_signal || !atomic_load(&m->ndemoted) || !hog_signal_ours())
+		return;
+	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		struct prio *pr = &m->prio[k];
+		pid_t tid;
+		int c;
+
+		urt__spin_lock(&pr->lock);
+		tid = pr->demoted ? pr->tid : 0;
+		urt__spin_unlock(&pr->lock);
+		if (tid > 0 && thread_state(tid, &c) == 'R' && c == cpu)
+			syscall(SYS_tgkill, getpid(), tid, URT_HOG_SIGNAL);
+	}
+}
+
+/*
  * Two slots' owners that share a CPU while another CPU of the runtime's
  * runs none: one of them waits for the other's time slice, which with
  * EEVDF and HZ=250 lasts until the next tick, 4 ms (seen in 2-slot
@@ -934,10 +959,14 @@ static void check_stacked(struct urt_monitor *m, int64_t now)
 		if (!m->stalled[i] || (ctl & SLOT_PARKED))
 			continue;
 		tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
-		/* Runnable, on a CPU where another slot runs steps */
-		if (tid <= 0 || thread_state(tid, &cpu) != 'R' || cpu < 0 || cpu >= CPU_SETSIZE ||
-		    !CPU_ISSET(cpu, &busy))
+		if (tid <= 0 || thread_state(tid, &cpu) != 'R' || cpu < 0 || cpu >= CPU_SETSIZE)
 			continue;
+		if (!CPU_ISSET(cpu, &busy)) {
+			/* No slot's CPU: the one waited for may be a hog */
+			yield_hogs_on(m, cpu);
+			continue;
+		}
+		/* Runnable, on a CPU where another slot runs steps */
 		for (int c = 0; c < CPU_SETSIZE && to < 0; c++)
 			if (c != cpu && CPU_ISSET(c, &rt->cpus) && !CPU_ISSET(c, &busy))
 				to = c;
