@@ -953,10 +953,17 @@ static void check_stacked(struct urt_monitor *m, int64_t now)
 	for (unsigned int i = 0; i < rt->nslots; i++) {
 		uintptr_t ctl = atomic_load_explicit(&rt->slots[i].owner, memory_order_acquire);
 		struct urt_worker *w = (struct urt_worker *)(ctl & ~SLOT_PARKED);
+		struct urt_mon_wstate st;
 		pid_t tid;
 		int cpu, to = -1;
 
 		if (!m->stalled[i] || (ctl & SLOT_PARKED))
+			continue;
+		/* Blocked in the kernel, as the backend knows without a /proc
+		 * read (this runs at every pass while a slot is stuck) */
+		if (m->mon && urt__mon_kind(m->mon) != URT_MON_PROC &&
+		    urt__mon_snapshot(m->mon, (unsigned int)w->index, &st) == 0 &&
+		    st.state == URT_MON_BLOCKED)
 			continue;
 		tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
 		if (tid <= 0 || thread_state(tid, &cpu) != 'R' || cpu < 0 || cpu >= CPU_SETSIZE)
