@@ -154,7 +154,7 @@ static const char *syscall_name(int nr)
 }
 
 /* Runs the starvation scenario with one monitor backend; returns ms. */
-static double starve_once(const char *monitor, int show)
+static double starve_once(const char *monitor, int poll, int show)
 {
 	struct urt_config cfg;
 	struct starve s = { 0 };
@@ -168,6 +168,7 @@ static double starve_once(const char *monitor, int show)
 	urt_config_init(&cfg);
 	cfg.workers = 1;
 	cfg.monitor = monitor;
+	cfg.monitor_poll = poll;
 	if (urt_create(&rt, &cfg))
 		return -1;
 	if (pipe(s.pipe))
@@ -184,9 +185,11 @@ static double starve_once(const char *monitor, int show)
 	ms = (s.last_done - s.start) / 1e6;
 	urt_stats(rt, &st);
 	if (show) {
-		const char *name = urt_monitor_backend(rt, why, sizeof(why));
+		char name[32];
 
-		printf("        monitor %-5s short tasks done after %6.1f ms; handoffs %" PRIu64
+		snprintf(name, sizeof(name), "%s%s", urt_monitor_backend(rt, why, sizeof(why)),
+			 poll ? "+poll" : "");
+		printf("        monitor %-9s short tasks done after %6.1f ms; handoffs %" PRIu64
 		       ", blocks seen %" PRIu64 ", hogs %" PRIu64 "\n", name, ms,
 		       st.handoffs, st.blocks_seen, st.hogs);
 		if (show > 1)
@@ -195,7 +198,7 @@ static double starve_once(const char *monitor, int show)
 			struct urt_slot_stats ss;
 
 			urt_slot_stats(rt, 0, &ss);
-			printf("                      detected: task %llu '%s' stuck %s for %.2f ms"
+			printf("                          detected: task %llu '%s' stuck %s for %.2f ms"
 			       " -> its slot went to a spare thread\n",
 			       (unsigned long long)ss.last_task, ss.last_task_name,
 			       syscall_name(ss.last_syscall), ss.last_stuck_ns / 1e6);
@@ -209,7 +212,10 @@ static double starve_once(const char *monitor, int show)
 
 static int part2(void)
 {
-	static const char *const monitors[] = { "off", "proc", "bpf", "kmod" };
+	/* +poll: the same backend with the poller (URT_MONITOR_POLL=1) */
+	static const struct { const char *name; int poll; } monitors[] = {
+		{ "off", 0 }, { "proc", 0 }, { "bpf", 0 }, { "bpf", 1 }, { "kmod", 0 }, { "kmod", 1 },
+	};
 
 	printf("part 2: 1 slot, a task blocked in read() for 100 ms, 100 short tasks (10 ms of work)\n");
 	for (size_t i = 0; i < sizeof(monitors) / sizeof(monitors[0]); i++) {
@@ -219,13 +225,14 @@ static int part2(void)
 		/* Only backends that can start here. */
 		urt_config_init(&cfg);
 		cfg.workers = 1;
-		cfg.monitor = monitors[i];
+		cfg.monitor = monitors[i].name;
 		if (urt_create(&rt, &cfg)) {
-			printf("        monitor %-5s not available here\n", monitors[i]);
+			if (!monitors[i].poll)
+				printf("        monitor %-9s not available here\n", monitors[i].name);
 			continue;
 		}
 		urt_destroy(rt);
-		starve_once(monitors[i], 1);
+		starve_once(monitors[i].name, monitors[i].poll, 1);
 	}
 	return 0;
 }
