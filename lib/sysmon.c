@@ -738,10 +738,7 @@ static void *poller_main(void *arg)
 	struct urt_monitor *m = arg;
 	struct urt_rt *rt = m->rt;
 	int64_t idle_since = 0, yielded = 0, last = 0;
-	char name[16];
 
-	snprintf(name, sizeof(name), "%.10s-poll", rt->cfg.name);
-	pthread_setname_np(pthread_self(), name);
 	set_policy(SCHED_IDLE);
 	while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
 		int64_t now = urt_now();
@@ -1230,10 +1227,15 @@ int urt__monitor_start(struct urt_rt *rt)
 	 * the monitor works as before: not worth failing the start for. */
 	if (rt->cfg.monitor_poll && urt__mon_kind(m->mon) != URT_MON_PROC) {
 		int e = pthread_create(&m->poller, NULL, poller_main, m);
+		char name[16];
 
 		m->polling = e == 0;
 		if (e)
 			fprintf(stderr, "urt: monitor: no poller thread: %s\n", strerror(e));
+		/* Named here, not by the thread: tools see it at once. */
+		snprintf(name, sizeof(name), "%.10s-poll", rt->cfg.name);
+		if (!e)
+			pthread_setname_np(m->poller, name);
 	}
 	return 0;
 fail:
