@@ -72,6 +72,8 @@ __attribute__((noinline)) struct urt_rt *urt__current_rt(void)
 
 void urt__set_worker(struct urt_worker *w) { tls_worker = w; }
 
+void urt__set_current_rt(struct urt_rt *rt) { tls_rt = rt; }
+
 /*
  * URT_HOG_SIGNAL, sent by the monitor to a hog's thread right after it
  * set it to nice 19 (sysmon.c, demote): give up the CPU now. EEVDF then
@@ -90,7 +92,6 @@ void urt__hog_yield(int sig)
 	 * whose TLS accesses TSan pins on whichever fiber the signal met. */
 	sched_yield();
 }
-void urt__set_current_rt(struct urt_rt *rt) { tls_rt = rt; }
 
 bool urt__in_fiber(void)
 {
