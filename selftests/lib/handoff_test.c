@@ -611,14 +611,22 @@ static void *stack_feeder(void *arg)
 	return NULL;
 }
 
-static void *nice_spinner(void *arg)
+/* The calling thread: on CPU cpu only, at nice value nice. */
+static bool pin_self(int cpu, int nice)
 {
-	struct stack_load *l = arg;
 	cpu_set_t one;
 
 	CPU_ZERO(&one);
-	CPU_SET(l->cpu, &one);
-	if (sched_setaffinity(0, sizeof(one), &one) || setpriority(PRIO_PROCESS, 0, 19))
+	CPU_SET(cpu, &one);
+	return sched_setaffinity(0, sizeof(one), &one) == 0 &&
+	       setpriority(PRIO_PROCESS, 0, nice) == 0;
+}
+
+static void *nice_spinner(void *arg)
+{
+	struct stack_load *l = arg;
+
+	if (!pin_self(l->cpu, 19))
 		return (void *)-1;
 	atomic_store(&l->spinner_up, 1);
 	while (!atomic_load(&l->stop))
@@ -1090,11 +1098,8 @@ struct competitor {
 static void *competitor_main(void *arg)
 {
 	struct competitor *c = arg;
-	cpu_set_t one;
 
-	CPU_ZERO(&one);
-	CPU_SET(c->cpu, &one);
-	if (sched_setaffinity(0, sizeof(one), &one) || setpriority(PRIO_PROCESS, 0, -20))
+	if (!pin_self(c->cpu, -20))
 		return (void *)-1;
 	atomic_fetch_add(&c->st->competitors_up, 1);
 	while (!atomic_load(&c->st->competitors_stop))
