@@ -329,6 +329,7 @@ static void demote(struct urt_monitor *m, struct urt_worker *t, uint32_t gen,
 {
 	struct prio *pr = &m->prio[t->index];
 	pid_t tid = __atomic_load_n(&t->tid, __ATOMIC_ACQUIRE);
+	bool demoted = false;
 	int nice;
 
 	if (tid <= 0) {
@@ -341,8 +342,7 @@ static void demote(struct urt_monitor *m, struct urt_worker *t, uint32_t gen,
 		nice = getpriority(PRIO_PROCESS, (id_t)tid);
 		if (!errno && nice < HOG_NICE &&
 		    setpriority(PRIO_PROCESS, (id_t)tid, HOG_NICE) == 0) {
-			if (m->rt->hog_signal && hog_signal_ours())
-				syscall(SYS_tgkill, getpid(), tid, URT_HOG_SIGNAL);
+			demoted = true;
 			pr->nice = nice;
 			pr->tid = tid;
 			pr->demoted = true;
@@ -352,6 +352,9 @@ static void demote(struct urt_monitor *m, struct urt_worker *t, uint32_t gen,
 		}
 	}
 	urt__spin_unlock(&pr->lock);
+	/* Now, not under the lock the hog's thread takes at its next step */
+	if (demoted && m->rt->hog_signal && hog_signal_ours())
+		syscall(SYS_tgkill, getpid(), tid, URT_HOG_SIGNAL);
 	if (task)
 		urt__task_unref(task);
 }
