@@ -634,6 +634,21 @@ static void *nice_spinner(void *arg)
 	return NULL;
 }
 
+/* Sets the affinity of both slots' owner threads; -errno on failure. */
+static int set_owners_affinity(urt_rt *rt, const cpu_set_t *set)
+{
+	for (unsigned int i = 0; i < 2; i++) {
+		struct urt_slot_stats ss;
+		int err = urt_slot_stats(rt, i, &ss);
+
+		if (err)
+			return err;
+		if (ss.owner_tid > 0)
+			sched_setaffinity(ss.owner_tid, sizeof(*set), set);
+	}
+	return 0;
+}
+
 TEST(workers_stacked_on_one_cpu_are_spread_by_the_monitor)
 {
 	struct stack_load l = { 0 };
@@ -668,21 +683,9 @@ TEST(workers_stacked_on_one_cpu_are_spread_by_the_monitor)
 		/* Both workers onto the first CPU, then free to go again. */
 		CPU_ZERO(&one);
 		CPU_SET(cpus[0], &one);
-		for (unsigned int i = 0; i < 2; i++) {
-			struct urt_slot_stats ss;
-
-			ASSERT_EQ(0, urt_slot_stats(rt, i, &ss));
-			if (ss.owner_tid > 0)
-				sched_setaffinity(ss.owner_tid, sizeof(one), &one);
-		}
+		ASSERT_EQ(0, set_owners_affinity(rt, &one));
 		usleep(2000);
-		for (unsigned int i = 0; i < 2; i++) {
-			struct urt_slot_stats ss;
-
-			ASSERT_EQ(0, urt_slot_stats(rt, i, &ss));
-			if (ss.owner_tid > 0)
-				sched_setaffinity(ss.owner_tid, sizeof(all), &all);
-		}
+		ASSERT_EQ(0, set_owners_affinity(rt, &all));
 		deadline = urt_now() + MS(100) * SLOW;
 		do {
 			usleep(1000);
