@@ -76,9 +76,11 @@ struct urt_config {
 	int64_t hog_threshold_ns;	/* 0: 1 ms; < 0: no hog detection */
 	unsigned int max_spares;	/* 0: as many as there are workers */
 	/*
-	 * 1: while tasks run, a SCHED_IDLE thread polls the workers' states
-	 * (kmod and bpf backends) instead of waiting to be woken: handoffs
-	 * come sooner past the threshold, for CPU time no worker wanted
+	 * N > 0: while tasks run, up to N idle spare threads (at most one
+	 * per slot) poll the workers' states at SCHED_IDLE instead of
+	 * sleeping (kmod and bpf backends), and the one that sees a block
+	 * pass the threshold runs the stuck slot itself: handoffs come
+	 * sooner past the threshold, for CPU time no worker wanted
 	 * (Documentation/monitor.md, "The poller"). 0: off.
 	 */
 	int monitor_poll;
@@ -102,7 +104,7 @@ void urt_config_init(struct urt_config *cfg);
  *   URT_WORKERS, URT_STACK_SIZE (bytes, k/m suffix), URT_MAX_BLOCKING,
  *   URT_BLOCKING_IDLE_MS, URT_MONITOR (auto|kmod|bpf|proc|off),
  *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES,
- *   URT_MONITOR_POLL (0|1), URT_HOG_SIGNAL (0|1).
+ *   URT_MONITOR_POLL (polling spares, 0..1024), URT_HOG_SIGNAL (0|1).
  * A malformed or out-of-range value returns -EINVAL and writes one line
  * naming the variable to *err (if err != NULL, errlen > 0).
  */

@@ -58,7 +58,7 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		{ "URT_MONITOR_THRESHOLD_US", 1, 10000000, false, "microseconds, 1..10000000" },
 		{ "URT_HOG_THRESHOLD_US", 1, 60000000, false, "microseconds, 1..60000000" },
 		{ "URT_MAX_SPARES", 1, 1024, false, "a thread count, 1..1024" },
-		{ "URT_MONITOR_POLL", 0, 1, false, "0 (off) or 1 (on)" },
+		{ "URT_MONITOR_POLL", 0, 1024, false, "a thread count, 0 (off)..1024" },
 		{ "URT_HOG_SIGNAL", 0, 1, false, "0 (off) or 1 (on)" },
 	};
 	const char *mon = getenv("URT_MONITOR");
@@ -151,7 +151,7 @@ int urt__config_resolve(struct urt_config *cfg)
 		cfg->max_spares = cfg->workers;
 	if (cfg->max_spares > 1024)
 		return -EINVAL;
-	if (cfg->monitor_poll != 0 && cfg->monitor_poll != 1)
+	if (cfg->monitor_poll < 0 || cfg->monitor_poll > 1024)
 		return -EINVAL;
 	if (cfg->hog_signal != 0 && cfg->hog_signal != -1)
 		return -EINVAL;

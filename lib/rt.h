@@ -12,10 +12,11 @@
  *     the slot's LIFO slot, its ring's tail and its scheduling state, and
  *     only between slot_enter() and slot_exit(); any thread may steal from
  *     the ring's head.
- *   - Ownership moves only by handoff (monitor.c): the monitor stores the
- *     new owner, runs an asymmetric barrier (membarrier), waits until the
- *     old owner is outside slot_enter/exit (its worker->busy), and only
- *     then wakes the spare.
+ *   - Ownership moves only by handoff (sysmon.c): the monitor stores the
+ *     new owner, runs an asymmetric barrier (membarrier on the old
+ *     owner's CPU), waits until the old owner is outside slot_enter/exit
+ *     (its worker->busy), and only then wakes the spare (or a polling
+ *     spare runs the slot itself).
  *     The old owner notices at its next slot_enter and becomes a spare.
  *   - Every runnable task is in exactly one place: a LIFO slot, a ring, the
  *     injection queue, or held by exactly one thread: running, or a fiber
@@ -98,7 +99,7 @@ struct urt_worker {
 	pthread_t thread;
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
-	atomic_bool pinned;		/* woken pinned to one CPU: unpin */
+	atomic_bool polling;		/* an idle spare that polls (sysmon.c) */
 	atomic_uint_fast64_t hog_yields; /* the hog signal's handler ran here */
 	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
 	atomic_uint wakes;		/* back from a park or a spare's wait (monitor.h) */
@@ -224,7 +225,6 @@ struct urt_handoff_note {	/* why the monitor moves a slot */
 	int syscall;		/* the block's syscall, -1 if none/unknown */
 	int64_t stuck_ns;	/* how long it had been stuck */
 	bool polled;		/* the poller saw it (urt_stats.poll_handoffs) */
-	int cpu;		/* >= 0: wake the spare on this CPU (pin_spare) */
 	struct urt_seen seen;
 };
 /* Slots not parked now (idle.state), for the poller (sched.c). */
@@ -289,10 +289,13 @@ void urt__monitor_thread_init(struct urt_worker *w) URT_HIDDEN;
 void urt__monitor_thread_fini(struct urt_worker *w) URT_HIDDEN;
 /* sched.c calls these: slot_enter found the slot gone (restores a demoted
  * hog's priority); may the thread become a spare (false: it exits); a
- * parked slot runs again (wakes a monitor that backed off its tick). */
+ * parked slot runs again (wakes a monitor that backed off its tick); a
+ * spare polls the states while it waits, if it may (the slot it took,
+ * out of the spare list; NULL: not, or no longer, polling). */
 void urt__monitor_slot_lost(struct urt_worker *w) URT_HIDDEN;
 bool urt__monitor_may_spare(struct urt_worker *w) URT_HIDDEN;
 void urt__monitor_unparked(struct urt_rt *rt) URT_HIDDEN;
+struct urt_slot *urt__monitor_poll(struct urt_worker *w) URT_HIDDEN;
 
 /* relaxed counter bump by the single writer */
 static inline void urt__count(atomic_uint_fast64_t *c, uint64_t n)

@@ -26,8 +26,8 @@
  * Slot ownership and handoff (the invariants are in rt.h): every access to
  * a slot's owner-only state happens between slot_enter() and slot_exit().
  * slot_enter() publishes the thread's `busy` and then reads the owner; the
- * monitor (sysmon.c) publishes a new owner, runs membarrier() and then
- * reads the old owner's `busy`. The barrier makes the pair a Dekker
+ * monitor (sysmon.c) publishes a new owner, runs membarrier() on the old
+ * owner's CPU and then reads the old owner's `busy`. The barrier makes the pair a Dekker
  * handshake without a fence on the owner's fast path: either the old owner sees it lost the slot, or the
  * monitor sees it inside and waits for it to leave.
  */
@@ -687,7 +687,13 @@ static void run_slot(struct urt_worker *w)
 	}
 }
 
-/* A spare waits to be handed a slot; false if it should exit instead. */
+/*
+ * A spare waits to be handed a slot; false if it should exit instead. One
+ * spare at a time polls the workers' states instead of sleeping
+ * (urt__monitor_poll, cfg.monitor_poll) and may take a slot itself. A
+ * poke (spare_word = 1 + futex wake) is a handed slot, the poll role to
+ * take, or the end; each is re-checked after consuming the poke.
+ */
 static bool spare_wait(struct urt_worker *w)
 {
 	struct urt_rt *rt = w->rt;
@@ -702,9 +708,17 @@ static bool spare_wait(struct urt_worker *w)
 	rt->spares[rt->nspares++] = w->index;
 	urt__spin_unlock(&rt->spare_lock);
 
-	while (!(s = atomic_exchange_explicit(&w->handed, NULL, memory_order_acquire))) {
-		if (atomic_load_explicit(&rt->stop, memory_order_acquire))
+	for (;;) {
+		/* acquire: a poke's release makes `handed` visible */
+		atomic_exchange_explicit(&w->spare_word, 0, memory_order_acquire);
+		s = atomic_exchange_explicit(&w->handed, NULL, memory_order_acquire);
+		if (s || atomic_load_explicit(&rt->stop, memory_order_acquire))
 			break;
+		s = urt__monitor_poll(w);	/* out of the list if it took one */
+		if (s)
+			break;
+		if (atomic_load_explicit(&w->handed, memory_order_relaxed))
+			continue;
 		if (urt__futex_wait(&w->spare_word, 0, idle_until) == -ETIMEDOUT) {
 			bool gone = false;
 
@@ -723,10 +737,7 @@ static bool spare_wait(struct urt_worker *w)
 			idle_until = urt_now() + 1000000000LL;
 		}
 	}
-	atomic_store_explicit(&w->spare_word, 0, memory_order_relaxed);
 	atomic_fetch_add_explicit(&w->wakes, 1, memory_order_release);
-	if (atomic_exchange(&w->pinned, false))
-		sched_setaffinity(0, sizeof(rt->cpus), &rt->cpus);
 	if (!s) {
 		/* stopping: leave the list */
 		urt__spin_lock(&rt->spare_lock);

@@ -15,15 +15,16 @@
  * it, costs nothing.
  *
  * Handoff protocol (rt.h states the invariants):
- *   1. take a spare thread P (an idle one, or start one within the budget
- *      of nslots + max_spares threads);
+ *   1. take a spare thread P (a polling one, an idle one, or start one
+ *      within the budget of nslots + max_spares threads), or P is the
+ *      polling spare that found the block (urt__monitor_poll);
  *   2. CAS slot->owner from T (not parked) to P: fails if T parked or the
  *      slot moved meanwhile -- then give P back;
- *   3. membarrier(PRIVATE_EXPEDITED): every thread of the process has
- *      passed a full barrier, so T either saw the new owner in slot_enter
- *      or published busy = 1 before reading it;
+ *   3. a full barrier on T's CPU (barrier_on: membarrier), so T either
+ *      saw the new owner in slot_enter or published busy = 1 before
+ *      reading it;
  *   4. wait until T->busy == 0: T is outside its owner-only section;
- *   5. give the slot to P (handed + futex wake).
+ *   5. give the slot to P (handed + futex wake), or P runs it (poller).
  * T keeps running its current task step (it is stuck in it); at its next
  * slot_enter it finds it lost the slot and becomes a spare itself. So a
  * slot never has two owners, no queued task moves or gets lost, and the
@@ -70,6 +71,8 @@
 
 #define MAX_EVENTS	32
 
+static void poll_recruit(struct urt_monitor *m, bool may_start);
+
 struct hog_sample {
 	uint64_t steps;		/* slot->steps when first seen unchanged */
 	uint64_t task;
@@ -96,13 +99,13 @@ struct prio {
 #define TICK_MAX_NS	10000000LL	/* <= 10 ms, and when idle */
 #define TICK_IDLE_PASSES 20		/* all parked this long: back off */
 #define UNSTACK_COOLDOWN_NS 1000000LL	/* check_stacked(): one move per */
-/* The poller: see poller_main() */
+/* The poller: see urt__monitor_poll() */
 #define POLL_IDLE_NS	20000000LL	/* all parked this long: doze */
 #define POLL_YIELD_NS	10000LL		/* spin at most this long between yields */
 #define POLL_PERIOD_NS	1000LL		/* a pass per */
+#define POLL_GRACE_NS	20000LL		/* another CPU's block: its poller's first */
 #define POLL_BACKSTOP_NS 1000000LL	/* the backend's notice: this much (or a
 					 * threshold, if longer) later */
-#define POLL_FRESH_NS	20000LL		/* passes this close: the CPU is the poller's */
 
 struct urt_monitor {
 	struct urt_rt *rt;
@@ -112,27 +115,29 @@ struct urt_monitor {
 	atomic_bool stop;
 	struct hog_sample *hog;		/* per slot */
 	struct prio *prio;		/* per worker */
+	struct statfd {			/* per worker: its thread's /proc stat */
+		urt_spin lock;
+		pid_t tid;		/* the thread fd is for; 0: none */
+		int fd;
+	} *statfd;
 	uint32_t *pending;		/* per worker: seq of a block past threshold, 0 none */
 	_Atomic int64_t *given;		/* per worker: when the monitor last gave it a slot */
 	atomic_bool dozing;		/* every slot parked: the tick backed off */
 	bool may_demote;		/* hogs' threads can get their priority back */
+	bool mb_cpu;			/* membarrier to one CPU works (barrier_on) */
 	atomic_uint ndemoted;
 	/* mon and why change only in failover(), under reg_lock; workers
 	 * (un)register under it. The monitor thread reads mon unlocked. */
 	pthread_mutex_t reg_lock;
 	atomic_bool inject_failure;
 	_Atomic int64_t spare_started;	/* when a spare was last started */
-	/* The poller (cfg.monitor_poll): see poller_main(). It reads mon
-	 * under poll_lock; failover() changes mon holding it too. */
-	bool polling;
-	pthread_t poller;
+	/* The poller (cfg.monitor_poll): see urt__monitor_poll(). It reads
+	 * mon under poll_lock; failover() changes mon holding it too. */
+	unsigned int max_pollers;	/* 0: none (not asked for, or proc); <= 64 */
+	atomic_uint npollers;		/* spares polling now (worker->polling) */
+	atomic_ulong poll_seats;	/* bit j: a poller sits on seat j (poll_cpu) */
 	pthread_mutex_t poll_lock;
-	atomic_bool poll_dozing;
-	atomic_uint poll_word;		/* futex: the poller dozes on 0 */
-	atomic_int poll_cpu;		/* where the poller last ran; -1 none */
-	_Atomic int64_t poll_at;	/* when it ran a pass there, if it had run
-					 * the one before less than POLL_FRESH_NS
-					 * earlier (a CPU it has to itself) */
+	atomic_bool poll_dozing;	/* all parked: none polls until one unparks */
 	uint32_t *polled;		/* per worker: block seq the poller is done with */
 	/* check_stacked(), per slot: steps at the last pass; ran none since */
 	uint64_t *stack_steps;
@@ -145,9 +150,78 @@ struct urt_monitor {
 	} *cand;
 };
 
+/* Ends the monitor thread's wait now. */
+static void monitor_kick(struct urt_monitor *m)
+{
+	pthread_mutex_lock(&m->reg_lock);
+	if (m->mon)
+		urt__mon_kick(m->mon);
+	pthread_mutex_unlock(&m->reg_lock);
+}
+
 static int membarrier(int cmd)
 {
 	return (int)syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+/*
+ * Worker k's thread (tid) CPU, from its /proc stat (task_cpu), on an fd
+ * kept open per worker (an open costs more than the read). A worker
+ * struct gets a new thread when a spare exits and another starts: the fd
+ * is reopened when the tid changes; an fd whose thread exited reads
+ * ESRCH, never another thread's stat. -1 on failure.
+ */
+static int worker_cpu(struct urt_monitor *m, unsigned int k, pid_t tid)
+{
+	struct statfd *sf = &m->statfd[k];
+	int cpu = -1;
+
+	urt__spin_lock(&sf->lock);
+	if (sf->tid != tid) {
+		char path[64];
+
+		if (sf->tid)
+			close(sf->fd);
+		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+		sf->fd = open(path, O_RDONLY | O_CLOEXEC);
+		sf->tid = sf->fd >= 0 ? tid : 0;
+	}
+	if (sf->tid && urt__proc_task_state(sf->fd, &cpu) < 0)
+		cpu = -1;
+	urt__spin_unlock(&sf->lock);
+	return cpu;
+}
+
+/*
+ * Step 3 of the handoff protocol: a full barrier wherever T may be running
+ * user code, after the CAS. The plain membarrier interrupts every CPU
+ * that runs a thread of ours; on a VM each such IPI costs ~15 us (here,
+ * when a poller or another slot's owner runs on the other CPU), on the
+ * path of every handoff. Only T's CPU needs one: T's CPU is read from
+ * /proc (task_cpu) after the CAS and the barrier sent to that CPU alone
+ * (the RSEQ command takes a CPU; its IPI is a full barrier too, and the
+ * kernel skips it unless a thread of ours runs there). Why that CPU is
+ * enough: if T runs user code now, the kernel recorded that CPU before
+ * switching T in, and the switch-in's full barrier put the record in
+ * memory before any load of T's that could still miss our CAS; so the
+ * read sees it. If T does not run now, its next switch-in is a full
+ * barrier after our CAS. Any failure: the barrier on every CPU.
+ */
+static void barrier_on(struct urt_monitor *m, struct urt_worker *t)
+{
+	pid_t tid = __atomic_load_n(&t->tid, __ATOMIC_ACQUIRE);
+	int cpu;
+
+	/* The CAS before the read (x86: the CAS is one already). TSan has
+	 * no fences, and does not see the kernel's side anyway. */
+#ifndef URT_TSAN
+	atomic_thread_fence(memory_order_seq_cst);
+#endif
+	if (m && m->mb_cpu && tid > 0 && (cpu = worker_cpu(m, (unsigned int)t->index, tid)) >= 0 &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+		    MEMBARRIER_CMD_FLAG_CPU, cpu) == 0)
+		return;
+	membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 }
 
 /*
@@ -200,42 +274,71 @@ static int thread_state(pid_t tid, int *cpu)
 	return c;
 }
 
+/* Under spare_lock: takes worker index i out of the idle list, if there. */
+static bool spare_unlist_locked(struct urt_rt *rt, int i)
+{
+	for (int j = 0; j < rt->nspares; j++) {
+		if (rt->spares[j] == i) {
+			rt->spares[j] = rt->spares[--rt->nspares];
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool spare_unlist(struct urt_rt *rt, int i)
+{
+	bool was;
+
+	urt__spin_lock(&rt->spare_lock);
+	was = spare_unlist_locked(rt, i);
+	urt__spin_unlock(&rt->spare_lock);
+	return was;
+}
+
+static void spare_refile(struct urt_rt *rt, struct urt_worker *p)
+{
+	urt__spin_lock(&rt->spare_lock);
+	rt->spares[rt->nspares++] = p->index;
+	urt__spin_unlock(&rt->spare_lock);
+}
+
+/*
+ * An idle spare for a handoff. A polling one first: it is running, so it
+ * sees the slot it is handed within a poll pass, no wake-up on the way
+ * (a wake-up of a sleeping thread costs tens of microseconds on a VM, see
+ * urt__monitor_poll).
+ */
 static struct urt_worker *spare_take(struct urt_rt *rt)
 {
 	struct urt_worker *p = NULL;
 
 	urt__spin_lock(&rt->spare_lock);
-	if (rt->nspares)
+	for (int i = rt->nspares - 1; i >= 0 && !p; i--) {
+		struct urt_worker *c = &rt->workers[rt->spares[i]];
+
+		if (atomic_load_explicit(&c->polling, memory_order_relaxed)) {
+			rt->spares[i] = rt->spares[--rt->nspares];
+			p = c;
+		}
+	}
+	if (!p && rt->nspares)
 		p = &rt->workers[rt->spares[--rt->nspares]];
 	urt__spin_unlock(&rt->spare_lock);
 	return p;
 }
 
-/*
- * Wakes P on cpu: one running the poller, not halted (on a VM a halted
- * vCPU's wake-up is tens of microseconds), where nothing but the
- * SCHED_IDLE poller runs, so P preempts it at once. The load balancer
- * does not count that CPU as idle (it is not), so unpinned P would often
- * land on the stuck thread's CPU and share it. P unpins itself as it
- * wakes (spare_wait).
- */
-static void pin_spare(struct urt_worker *p, int cpu)
+/* Wakes spare p to look at what changed (spare_wait). */
+static void spare_poke(struct urt_worker *p)
 {
-	cpu_set_t one;
-
-	if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &p->rt->cpus))
-		return;		/* no mask to go back to, or not ours */
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (sched_setaffinity(p->tid, sizeof(one), &one) == 0)
-		atomic_store_explicit(&p->pinned, true, memory_order_relaxed);
+	atomic_store_explicit(&p->spare_word, 1, memory_order_release);
+	urt__futex_wake(&p->spare_word, 1);
 }
 
 static void spare_give(struct urt_worker *p, struct urt_slot *s)
 {
 	atomic_store_explicit(&p->handed, s, memory_order_release);
-	atomic_store_explicit(&p->spare_word, 1, memory_order_release);
-	urt__futex_wake(&p->spare_word, 1);
+	spare_poke(p);
 }
 
 /* What a slot is running: read before a handoff (the spare overwrites it). */
@@ -418,14 +521,84 @@ static bool can_restore_nice(void)
 	       (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)(20 - nice));
 }
 
+/*
+ * Steps 2-4 of the protocol (top of this file): moves s from its owner
+ * ctl (read before p was chosen) to p, an idle spare out of the list or
+ * the polling spare itself. False if the slot parked or moved meanwhile;
+ * p is then the caller's to file again.
+ */
+static bool move_slot(struct urt_rt *rt, struct urt_slot *s, uintptr_t ctl,
+		      const struct urt_handoff_note *note, struct urt_worker *p)
+{
+	struct urt_monitor *m = rt->monitor;
+	struct urt_worker *old = (struct urt_worker *)ctl;
+	struct urt_task *hog = NULL;
+	uint32_t gen = 0;
+
+	if (ctl & SLOT_PARKED)
+		return false;
+	if (m && m->may_demote && note && note->hog && note->seen.id) {
+		/* Before the CAS: T notices a loss only after it; and the
+		 * spare overwrites s->cur as soon as it runs. */
+		hog = atomic_load_explicit(&s->cur, memory_order_acquire);
+		if (hog && !urt__task_tryref(hog))
+			hog = NULL;
+		if (hog && atomic_load_explicit(&hog->id, memory_order_acquire) != note->seen.id) {
+			urt__task_unref(hog);	/* its step ended meanwhile */
+			hog = NULL;
+		}
+		urt__spin_lock(&m->prio[old->index].lock);
+		gen = m->prio[old->index].lost;
+		urt__spin_unlock(&m->prio[old->index].lock);
+	}
+	if (!atomic_compare_exchange_strong(&s->owner, &ctl, (uintptr_t)p)) {
+		if (hog)
+			urt__task_unref(hog);
+		return false;
+	}
+	barrier_on(m, old);
+	while (atomic_load_explicit(&old->busy, memory_order_acquire))
+		sched_yield();
+	/* Account before the spare runs: whoever sees its work sees these. */
+	urt__count(&s->handoffs, 1);
+	if (note) {
+		urt__count(note->hog ? &s->hogs : &s->blocks_seen, 1);
+		if (note->polled)
+			urt__count(&s->polled, 1);
+		record_handoff(s, &note->seen, note->syscall, note->stuck_ns);
+	}
+	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
+	if (m)
+		m->given[p->index] = urt_now();
+	/* Demote first: the spare's wake-up then finds a lighter CPU, and
+	 * may preempt the hog at once. */
+	if (hog)
+		demote(m, old, gen, hog);
+	return true;
+}
+
+/*
+ * Keeps one spare idle besides the polling one, so that the next handoff
+ * (or the next poller) needs no thread start.
+ */
+static void keep_warm(struct urt_rt *rt)
+{
+	int idle = 0;
+
+	urt__spin_lock(&rt->spare_lock);
+	for (int i = 0; i < rt->nspares; i++)
+		idle += !atomic_load_explicit(&rt->workers[rt->spares[i]].polling,
+					      memory_order_relaxed);
+	urt__spin_unlock(&rt->spare_lock);
+	if (!idle)
+		spare_add(rt);
+}
+
 bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handoff_note *note)
 {
 	uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
 	struct urt_monitor *m = rt->monitor;
-	struct urt_worker *p, *old;
-	struct urt_task *hog = NULL;
-	uint32_t gen = 0;
-	bool warm;
+	struct urt_worker *p;
 
 	if (ctl & SLOT_PARKED)
 		return false;
@@ -448,57 +621,12 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 		if (!p)
 			return false;
 	}
-	old = (struct urt_worker *)ctl;
-	if (m && m->may_demote && note && note->hog && note->seen.id) {
-		/* Before the CAS: T notices a loss only after it; and the
-		 * spare overwrites s->cur as soon as it runs. */
-		hog = atomic_load_explicit(&s->cur, memory_order_acquire);
-		if (hog && !urt__task_tryref(hog))
-			hog = NULL;
-		if (hog && atomic_load_explicit(&hog->id, memory_order_acquire) != note->seen.id) {
-			urt__task_unref(hog);	/* its step ended meanwhile */
-			hog = NULL;
-		}
-		urt__spin_lock(&m->prio[old->index].lock);
-		gen = m->prio[old->index].lost;
-		urt__spin_unlock(&m->prio[old->index].lock);
-	}
-	if (!atomic_compare_exchange_strong(&s->owner, &ctl, (uintptr_t)p)) {
-		/* parked or moved meanwhile: P stays an idle spare */
-		if (hog)
-			urt__task_unref(hog);
-		urt__spin_lock(&rt->spare_lock);
-		rt->spares[rt->nspares++] = p->index;
-		urt__spin_unlock(&rt->spare_lock);
+	if (!move_slot(rt, s, ctl, note, p)) {
+		spare_refile(rt, p);	/* P stays an idle spare */
 		return false;
 	}
-	membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-	while (atomic_load_explicit(&old->busy, memory_order_acquire))
-		sched_yield();
-	/* Account before the spare runs: whoever sees its work sees these. */
-	urt__count(&s->handoffs, 1);
-	if (note) {
-		urt__count(note->hog ? &s->hogs : &s->blocks_seen, 1);
-		if (note->polled)
-			urt__count(&s->polled, 1);
-		record_handoff(s, &note->seen, note->syscall, note->stuck_ns);
-	}
-	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
-	if (m)
-		m->given[p->index] = urt_now();
-	/* Demote first: the spare's wake-up then finds a lighter CPU, and
-	 * may preempt the hog at once. */
-	if (hog)
-		demote(m, old, gen, hog);
-	if (note && note->cpu >= 0)
-		pin_spare(p, note->cpu);
 	spare_give(p, s);
-	/* Keep one spare warm, so the next handoff needs no thread start. */
-	urt__spin_lock(&rt->spare_lock);
-	warm = rt->nspares != 0;
-	urt__spin_unlock(&rt->spare_lock);
-	if (!warm)
-		spare_add(rt);
+	keep_warm(rt);
 	return true;
 }
 
@@ -545,17 +673,12 @@ void urt__monitor_unparked(struct urt_rt *rt)
 	struct urt_monitor *m = rt->monitor;
 
 	if (m && atomic_load_explicit(&m->poll_dozing, memory_order_seq_cst) &&
-	    atomic_exchange(&m->poll_dozing, false)) {
-		atomic_store(&m->poll_word, 1);
-		urt__futex_wake(&m->poll_word, 1);
-	}
+	    atomic_exchange(&m->poll_dozing, false))
+		poll_recruit(m, false);
 	if (!m || !atomic_load_explicit(&m->dozing, memory_order_seq_cst) ||
 	    !atomic_exchange(&m->dozing, false))
 		return;
-	pthread_mutex_lock(&m->reg_lock);
-	if (m->mon)
-		urt__mon_kick(m->mon);
-	pthread_mutex_unlock(&m->reg_lock);
+	monitor_kick(m);
 }
 
 static bool all_parked(struct urt_rt *rt)
@@ -579,20 +702,6 @@ static struct urt_slot *running_slot(struct urt_rt *rt, unsigned int k)
 			return &rt->slots[i];
 	}
 	return NULL;
-}
-
-/*
- * Where a handoff should wake its spare: on the poller's CPU while the
- * poller has it to itself (pin_spare), else anywhere (-1). A poller that
- * got no CPU for a while shares its CPU with someone: a spare woken there
- * would share it too.
- */
-static int spare_cpu(struct urt_monitor *m)
-{
-	if (!m->polling ||
-	    urt_now() - atomic_load_explicit(&m->poll_at, memory_order_relaxed) > POLL_FRESH_NS)
-		return -1;
-	return atomic_load_explicit(&m->poll_cpu, memory_order_relaxed);
 }
 
 /* Blocks past the threshold that the backend reported: hand off while the
@@ -625,7 +734,6 @@ static void check_blocked(struct urt_monitor *m)
 			continue;
 		note.hog = false;
 		note.polled = false;
-		note.cpu = spare_cpu(m);
 		note.syscall = st.syscall;
 		note.stuck_ns = urt_now() - st.since_ns;
 		seen_task(s, &note.seen);
@@ -637,29 +745,37 @@ static void check_blocked(struct urt_monitor *m)
 /*
  * The poller (cfg.monitor_poll, kmod and bpf: their worker states are
  * shared memory). Waking a sleeping thread costs tens of microseconds on
- * a virtual machine (the idle vCPU halted; its wake-up is a VM entry),
- * and the monitor's wake-up sits on the path of every handoff: the
- * kernel's notice arrives threshold + one wake-up after the block at
- * best, p99 well past it. While some slot runs tasks the poller instead
- * reads the states in a loop (a seqcount read each) and hands a slot off
- * as soon as its owner's block passes the threshold. It runs as
- * SCHED_IDLE, so it only ever takes CPU time no worker wants (and it
- * keeps that vCPU out of halt: the spare's wake-up lands on a running
- * CPU), and back at normal priority around a handoff, whose spin locks a
- * preempted SCHED_IDLE holder would make others wait for. All slots
- * parked for POLL_IDLE_NS: it sleeps until one unparks
- * (urt__monitor_unparked) or TICK_MAX_NS passes (io_uring's SQPOLL
- * thread idles the same way).
+ * a virtual machine (the idle vCPU halted; its wake-up is a VM entry;
+ * even a futex wake onto a running CPU took ~15 us here), and a handoff
+ * by the monitor thread has two on its path: the monitor's, woken by the
+ * backend's notice, and the spare's. So one idle spare polls instead of
+ * sleeping: while some slot runs tasks it reads the states in a loop (a
+ * seqcount read each), and when an owner's block passes the threshold
+ * with work behind it, it takes that slot itself. No wake-up on the path:
+ * the thread that noticed the block runs the slot's next task. Another
+ * idle spare is poked to poll next (poll_recruit), off the slot's path.
+ *
+ * It runs as SCHED_IDLE, so it only ever takes CPU time no worker wants,
+ * and back at normal priority from a handoff on, whose spin locks a
+ * preempted SCHED_IDLE holder would make others wait for. The monitor
+ * thread's own handoffs (the backend's notice, hogs) go to it first
+ * (spare_take): it sees the slot it is handed within a pass. All slots
+ * parked for POLL_IDLE_NS: it goes back to sleeping as a spare, and the
+ * first slot to unpark recruits a poller again (io_uring's SQPOLL thread
+ * idles the same way).
  *
  * The cost: while tasks run, the CPU time the workers leave idle is
- * spent polling (power, and a hyperthread sibling's speed).
+ * spent polling (power, and a hyperthread sibling's speed), and one more
+ * idle spare thread is kept (keep_warm) for the next poller.
  *
  * It is an accelerator, not a second monitor: the backend still reports
- * blocks, a backstop later (notice_ns), for check_blocked() to
- * hand off if the poller got no CPU (whichever comes first moves the
- * slot; the other finds it moved: the CAS in urt__handoff), and hogs
- * stay the monitor thread's (the poller gets no CPU exactly when a hog
- * and the other slots fill them all).
+ * blocks, a backstop later (notice_ns), for check_blocked() to hand off
+ * if the poller got no CPU (whichever comes first moves the slot; the
+ * other finds it moved: the CAS in move_slot), and hogs stay the monitor
+ * thread's (the poller gets no CPU exactly when a hog and the other slots
+ * fill them all). The poll role is one atomic (m->poller): at most one
+ * spare holds it; the monitor's tick recruits one if none does while
+ * slots run (a poke can reach a spare that a handoff took meanwhile).
  */
 
 /*
@@ -686,20 +802,52 @@ static void set_policy(int policy)
 	pthread_setschedparam(pthread_self(), policy, &sp);
 }
 
+/* A candidate's handoff, by a poll pass. */
+static bool poll_move(struct urt_monitor *m, struct poll_cand *c, struct urt_worker *to,
+		      int64_t now)
+{
+	struct urt_handoff_note note = {
+		.hog = false,
+		.polled = true,
+		.syscall = c->st.syscall,
+		.stuck_ns = now - c->st.since_ns,
+	};
+
+	seen_task(c->s, &note.seen);
+	if (!to)
+		return urt__handoff(m->rt, c->s, &note);
+	return move_slot(m->rt, c->s, atomic_load_explicit(&c->s->owner, memory_order_acquire),
+			 &note, to);
+}
+
 /*
- * One look at every worker's state; hands off the slots whose owner has
- * been blocked past the threshold with work behind it. The spares of
- * slots that blocked together are woken remote first: the last one
- * takes this CPU (pin_spare), the others go where the kernel puts them,
- * their wake-ups under way meanwhile.
+ * One look at every worker's state, by the polling spare w: finds the
+ * slots whose owner has been blocked past the threshold with work behind
+ * it, and takes one itself (returned): the one whose owner last ran on
+ * w's CPU if any (the barrier of the handoff, barrier_on, then
+ * interrupts no other CPU). With other pollers about, they take the
+ * others; a lone poller hands them to sleeping spares first, their
+ * wake-ups under way while it moves its own. NULL: none taken, or w was
+ * taken from the spare list meanwhile (a slot is being handed to it:
+ * spare_wait finds it). One pass at a time (polled[], cand[]): a poller
+ * that finds another's under way skips its own, as sleeping on the lock
+ * would be a wake-up to wait for; the lock is not held while w moves
+ * its slot.
  */
-static void poll_pass(struct urt_monitor *m)
+static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w)
 {
 	struct urt_rt *rt = m->rt;
 	int64_t now = urt_now();
-	unsigned int n = 0;
+	unsigned int n = 0, mine = 0;
+	bool alone = atomic_load(&m->npollers) == 1;
+	int cpu = sched_getcpu();
+	struct poll_cand c;
 
-	for (unsigned int k = 0; k < rt->nworkers; k++) {
+	if (pthread_mutex_trylock(&m->poll_lock))
+		return NULL;
+	/* proc's states are /proc reads, not shared memory */
+	for (unsigned int k = 0; m->mon && urt__mon_kind(m->mon) != URT_MON_PROC &&
+				 k < rt->nworkers; k++) {
 		struct urt_mon_wstate st;
 		struct urt_slot *s;
 
@@ -713,37 +861,55 @@ static void poll_pass(struct urt_monitor *m)
 		}
 		if (!has_work(rt, s))
 			continue;
+		/* Another CPU's block is its poller's for POLL_GRACE_NS:
+		 * taking it from here costs an IPI (barrier_on). */
+		if (!alone && atomic_load_explicit(&s->cpu, memory_order_relaxed) != cpu &&
+		    now - st.since_ns < rt->cfg.monitor_threshold_ns + POLL_GRACE_NS)
+			continue;
 		m->cand[n].k = k;
 		m->cand[n].st = st;
 		m->cand[n++].s = s;
 	}
-	if (!n)
-		return;
-	set_policy(SCHED_OTHER);
-	for (unsigned int i = 0; i < n; i++) {
-		struct urt_handoff_note note = {
-			.hog = false,
-			.polled = true,
-			.syscall = m->cand[i].st.syscall,
-			.stuck_ns = now - m->cand[i].st.since_ns,
-			.cpu = i + 1 < n ? -1 : spare_cpu(m),
-		};
-
-		seen_task(m->cand[i].s, &note.seen);
-		if (urt__handoff(rt, m->cand[i].s, &note))
-			m->polled[m->cand[i].k] = m->cand[i].st.seq;
+	if (!n) {
+		pthread_mutex_unlock(&m->poll_lock);
+		return NULL;
 	}
+	set_policy(SCHED_OTHER);
+	/* Out of the list first, so no handoff (ours or the monitor's)
+	 * picks w for another slot now. */
+	if (!spare_unlist(rt, w->index)) {
+		pthread_mutex_unlock(&m->poll_lock);
+		set_policy(SCHED_IDLE);
+		return NULL;
+	}
+	for (unsigned int i = 0; i < n; i++)
+		if (atomic_load_explicit(&m->cand[i].s->cpu, memory_order_relaxed) == cpu)
+			mine = i;
+	c = m->cand[mine];
+	m->polled[c.k] = c.st.seq;	/* ours, moved or not */
+	if (alone) {
+		for (unsigned int i = 0; i < n; i++)
+			if (i != mine && poll_move(m, &m->cand[i], NULL, now))
+				m->polled[m->cand[i].k] = m->cand[i].st.seq;
+	}
+	pthread_mutex_unlock(&m->poll_lock);
+	if (poll_move(m, &c, w, now))
+		return c.s;
+	spare_refile(rt, w);
 	set_policy(SCHED_IDLE);
+	return NULL;
 }
 
-static void *poller_main(void *arg)
-{
-	struct urt_monitor *m = arg;
-	struct urt_rt *rt = m->rt;
-	int64_t idle_since = 0, yielded = 0, last = 0;
+/* Why the poll loop ended. */
+enum poll_end { POLL_TOOK, POLL_HANDED, POLL_DOZE, POLL_STOP };
 
-	set_policy(SCHED_IDLE);
-	while (!atomic_load_explicit(&m->stop, memory_order_acquire)) {
+static enum poll_end poll_loop(struct urt_monitor *m, struct urt_worker *w,
+			       struct urt_slot **took)
+{
+	struct urt_rt *rt = m->rt;
+	int64_t idle_since = 0, yielded = urt_now();
+
+	for (;;) {
 		int64_t now = urt_now();
 
 		/* EEVDF gives even a SCHED_IDLE thread a whole slice once it
@@ -753,40 +919,164 @@ static void *poller_main(void *arg)
 			sched_yield();
 			yielded = now = urt_now();
 		}
-		if (now - last < POLL_FRESH_NS) {
-			atomic_store_explicit(&m->poll_cpu, sched_getcpu(), memory_order_relaxed);
-			atomic_store_explicit(&m->poll_at, now, memory_order_relaxed);
-		}
-		last = now;
+		if (atomic_load_explicit(&w->handed, memory_order_acquire))
+			return POLL_HANDED;
+		if (atomic_load_explicit(&m->stop, memory_order_acquire) ||
+		    atomic_load_explicit(&rt->stop, memory_order_acquire))
+			return POLL_STOP;
 		/* Not all_parked(): the slots' owner words share a cache line
 		 * with what their owners write at every step; reading them
 		 * in a loop made chan_pingpong 3x slower. idle.state changes
 		 * only when a slot parks or unparks. */
-		if (urt__unparked(rt)) {
+		if (urt__unparked(rt))
 			idle_since = 0;
-		} else if (!idle_since) {
+		else if (!idle_since)
 			idle_since = now;
-		} else if (now - idle_since > POLL_IDLE_NS) {
-			atomic_store(&m->poll_word, 0);
-			atomic_store(&m->poll_dozing, true);
-			if (!urt__unparked(rt) && !atomic_load(&m->stop))
-				urt__futex_wait(&m->poll_word, 0, urt_now() + TICK_MAX_NS);
-			atomic_store(&m->poll_dozing, false);
-			idle_since = 0;
-			continue;
-		}
-		pthread_mutex_lock(&m->poll_lock);
-		/* proc's states are /proc reads, not shared memory */
-		if (m->mon && urt__mon_kind(m->mon) != URT_MON_PROC)
-			poll_pass(m);
-		pthread_mutex_unlock(&m->poll_lock);
+		else if (now - idle_since > POLL_IDLE_NS)
+			return POLL_DOZE;
+		*took = poll_pass(m, w);
+		if (*took)
+			return POLL_TOOK;
 		/* A pass per POLL_PERIOD_NS is plenty against a 50 us
 		 * threshold, and each pass pulls the states' cache lines
 		 * away from the kernel that writes them at every switch. */
 		while (urt_now() - now < POLL_PERIOD_NS)
 			__builtin_ia32_pause();
 	}
-	return NULL;
+}
+
+static void poll_name(struct urt_worker *w, bool polling)
+{
+	char name[16];
+
+	if (polling)
+		snprintf(name, sizeof(name), "%.10s-poll", w->rt->cfg.name);
+	else
+		snprintf(name, sizeof(name), "%.10s-w%d", w->rt->cfg.name, w->index);
+	pthread_setname_np(pthread_self(), name);
+}
+
+/*
+ * Gets a spare to take a free poll role: pokes an idle one (spare_wait
+ * tries the role at every wake-up), or starts one if may_start (the
+ * monitor thread); else kicks the monitor to start one, as a thread start
+ * costs a poller that just took a slot, or a worker, more than the kick.
+ */
+static void poll_recruit(struct urt_monitor *m, bool may_start)
+{
+	struct urt_rt *rt = m->rt;
+	bool room = false;
+	int pick = -1;
+
+	if (atomic_load_explicit(&m->npollers, memory_order_acquire) >= m->max_pollers ||
+	    atomic_load_explicit(&m->stop, memory_order_acquire))
+		return;
+	urt__spin_lock(&rt->spare_lock);
+	for (int i = rt->nspares - 1; i >= 0 && pick < 0; i--)
+		if (!atomic_load_explicit(&rt->workers[rt->spares[i]].polling,
+					  memory_order_relaxed))
+			pick = rt->spares[i];
+	for (unsigned int i = rt->nslots; i < rt->nworkers && pick < 0 && !room; i++)
+		room = !rt->workers[i].started || rt->workers[i].exited;
+	urt__spin_unlock(&rt->spare_lock);
+	if (pick >= 0)
+		spare_poke(&rt->workers[pick]);
+	else if (may_start)
+		spare_add(rt);
+	else if (room)
+		monitor_kick(m);	/* a thread to start, and none at hand */
+}
+
+/*
+ * With more than one poller, poller j runs on the j-th CPU of the
+ * runtime's mask (mod its size), so they spread: the kernel balances
+ * SCHED_IDLE threads little, and two on one CPU leave a second slot's
+ * block to a wake-up while the other CPU idles. A lone poller goes
+ * wherever there is idle time. -1: no pinning.
+ */
+static int poll_cpu(const struct urt_monitor *m, unsigned int j)
+{
+	int n = CPU_COUNT(&m->rt->cpus);
+
+	if (m->max_pollers < 2 || !n)
+		return -1;
+	j %= (unsigned int)n;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &m->rt->cpus) && !j--)
+			return c;
+	return -1;
+}
+
+/*
+ * Takes a poll role and its seat if fewer than max_pollers spares hold
+ * one: -1 if not. The thread moves to the seat's CPU.
+ */
+static int poll_role_take(struct urt_monitor *m, struct urt_worker *w)
+{
+	unsigned long seats = atomic_load_explicit(&m->poll_seats, memory_order_acquire);
+	unsigned int j;
+	cpu_set_t one;
+	int cpu;
+
+	do {
+		for (j = 0; j < m->max_pollers && (seats & (1UL << j)); j++)
+			;
+		if (j == m->max_pollers)
+			return -1;
+	} while (!atomic_compare_exchange_weak(&m->poll_seats, &seats, seats | (1UL << j)));
+	atomic_fetch_add(&m->npollers, 1);
+	atomic_store_explicit(&w->polling, true, memory_order_relaxed);
+	cpu = poll_cpu(m, j);
+	if (cpu >= 0) {
+		CPU_ZERO(&one);
+		CPU_SET(cpu, &one);
+		sched_setaffinity(0, sizeof(one), &one);
+	}
+	return (int)j;
+}
+
+static void poll_role_drop(struct urt_monitor *m, struct urt_worker *w, int j)
+{
+	if (poll_cpu(m, (unsigned int)j) >= 0)
+		sched_setaffinity(0, sizeof(m->rt->cpus), &m->rt->cpus);
+	atomic_store_explicit(&w->polling, false, memory_order_relaxed);
+	atomic_fetch_sub(&m->npollers, 1);
+	atomic_fetch_and(&m->poll_seats, ~(1UL << j));
+}
+
+struct urt_slot *urt__monitor_poll(struct urt_worker *w)
+{
+	struct urt_monitor *m = w->rt->monitor;
+	struct urt_slot *took = NULL;
+	enum poll_end end;
+	int seat;
+
+	if (!m || !m->max_pollers || atomic_load_explicit(&m->stop, memory_order_acquire) ||
+	    atomic_load_explicit(&m->poll_dozing, memory_order_acquire))
+		return NULL;
+	seat = poll_role_take(m, w);
+	if (seat < 0)
+		return NULL;
+	poll_recruit(m, false);		/* the next one, up to max_pollers */
+	poll_name(w, true);
+	set_policy(SCHED_IDLE);
+	end = poll_loop(m, w, &took);
+	if (end != POLL_TOOK)
+		set_policy(SCHED_OTHER);	/* else poll_pass did */
+	poll_name(w, false);
+	poll_role_drop(m, w, seat);
+	if (end == POLL_TOOK || end == POLL_HANDED) {
+		poll_recruit(m, false);
+	} else if (end == POLL_DOZE) {
+		/* Role given up, then say so, then look once more: a slot
+		 * that unparks after this look sees poll_dozing and
+		 * recruits (urt__monitor_unparked); one that unparked
+		 * before it is seen here. */
+		atomic_store(&m->poll_dozing, true);
+		if (urt__unparked(w->rt) && atomic_exchange(&m->poll_dozing, false))
+			poll_recruit(m, false);
+	}
+	return took;
 }
 
 /*
@@ -843,7 +1133,6 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			continue;
 		note.hog = true;
 		note.polled = false;
-		note.cpu = spare_cpu(m);
 		note.syscall = -1;
 		note.stuck_ns = now - h->since;
 		if (m->mon && urt__mon_snapshot(m->mon, (unsigned int)owner->index, &st) == 0 &&
@@ -1060,10 +1349,7 @@ void urt__monitor_inject_failure(struct urt_rt *rt)
 	if (!m)
 		return;
 	atomic_store(&m->inject_failure, true);
-	pthread_mutex_lock(&m->reg_lock);
-	if (m->mon)
-		urt__mon_kick(m->mon);
-	pthread_mutex_unlock(&m->reg_lock);
+	monitor_kick(m);
 }
 
 /*
@@ -1164,6 +1450,15 @@ static void *monitor_main(void *arg)
 		check_hogs(m, urt_now());
 		check_stacked(m, urt_now());
 		check_demoted(m);
+		/* Pollers missing while slots run (a poke went to a spare
+		 * that a handoff took, or none was idle): get them, and
+		 * one idle spare besides. */
+		if (m->max_pollers && urt__unparked(rt)) {
+			if (atomic_load(&m->poll_dozing))
+				atomic_store(&m->poll_dozing, false);
+			poll_recruit(m, true);
+			keep_warm(rt);
+		}
 	}
 	return NULL;
 }
@@ -1189,11 +1484,11 @@ int urt__monitor_start(struct urt_rt *rt)
 	m->cand = calloc(rt->nworkers, sizeof(*m->cand));
 	m->stack_steps = calloc(rt->nslots, sizeof(*m->stack_steps));
 	m->stalled = calloc(rt->nslots, sizeof(*m->stalled));
-	atomic_init(&m->poll_cpu, -1);
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
 	m->prio = calloc(rt->nworkers, sizeof(*m->prio));
 	m->given = calloc(rt->nworkers, sizeof(*m->given));
-	if (!m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand ||
+	m->statfd = calloc(rt->nworkers, sizeof(*m->statfd));
+	if (!m->statfd || !m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand ||
 	    !m->stack_steps || !m->stalled) {
 		err = -ENOMEM;
 		goto fail;
@@ -1205,6 +1500,8 @@ int urt__monitor_start(struct urt_rt *rt)
 			strerror(errno));
 		goto fail;
 	}
+	/* Linux >= 5.10 with CONFIG_RSEQ; else barrier_on() uses every CPU. */
+	m->mb_cpu = membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0;
 	err = urt__mon_open(&m->mon, rt->cfg.monitor, rt->nworkers,
 			    notice_ns(rt, rt->cfg.monitor), m->why, sizeof(m->why));
 	if (err) {
@@ -1219,26 +1516,19 @@ int urt__monitor_start(struct urt_rt *rt)
 		if (err)
 			goto fail;
 	}
+	/* Pollers only where the states are shared memory; more than one
+	 * per slot would never find a block to take. */
+	if (urt__mon_kind(m->mon) != URT_MON_PROC)
+		m->max_pollers = (unsigned int)rt->cfg.monitor_poll < rt->nslots ?
+				 (unsigned int)rt->cfg.monitor_poll : rt->nslots;
+	if (m->max_pollers > 64)
+		m->max_pollers = 64;	/* poll_seats' bits */
 	rt->monitor = m;
 	err = -pthread_create(&m->thread, NULL, monitor_main, m);
 	if (err) {
 		urt__mon_close(m->mon);
 		rt->monitor = NULL;
 		goto fail;
-	}
-	/* The poller only where the states are shared memory. Without it
-	 * the monitor works as before: not worth failing the start for. */
-	if (rt->cfg.monitor_poll && urt__mon_kind(m->mon) != URT_MON_PROC) {
-		int e = pthread_create(&m->poller, NULL, poller_main, m);
-		char name[16];
-
-		m->polling = e == 0;
-		if (e)
-			fprintf(stderr, "urt: monitor: no poller thread: %s\n", strerror(e));
-		/* Named here, not by the thread: tools see it at once. */
-		snprintf(name, sizeof(name), "%.10s-poll", rt->cfg.name);
-		if (!e)
-			pthread_setname_np(m->poller, name);
 	}
 	return 0;
 fail:
@@ -1250,6 +1540,7 @@ fail:
 	free(m->pending);
 	free(m->prio);
 	free(m->given);
+	free(m->statfd);
 	free(m);
 	return err;
 }
@@ -1261,16 +1552,8 @@ void urt__monitor_stop(struct urt_rt *rt)
 	if (!m)
 		return;
 	atomic_store_explicit(&m->stop, true, memory_order_release);
-	pthread_mutex_lock(&m->reg_lock);
-	if (m->mon)
-		urt__mon_kick(m->mon);
-	pthread_mutex_unlock(&m->reg_lock);
+	monitor_kick(m);
 	pthread_join(m->thread, NULL);
-	if (m->polling) {
-		atomic_store(&m->poll_word, 1);
-		urt__futex_wake(&m->poll_word, 1);
-		pthread_join(m->poller, NULL);
-	}
 	/* Nobody watches the demoted hogs any more: give them their
 	 * priority back now, and the task references. */
 	for (unsigned int k = 0; k < rt->nworkers; k++) {
@@ -1294,6 +1577,9 @@ void urt__monitor_free(struct urt_rt *rt)
 	if (!m)
 		return;
 	urt__mon_close(m->mon);
+	for (unsigned int k = 0; k < rt->nworkers; k++)
+		if (m->statfd[k].tid)
+			close(m->statfd[k].fd);
 	pthread_mutex_destroy(&m->reg_lock);
 	pthread_mutex_destroy(&m->poll_lock);
 	free(m->stack_steps);
@@ -1304,6 +1590,7 @@ void urt__monitor_free(struct urt_rt *rt)
 	free(m->pending);
 	free(m->prio);
 	free(m->given);
+	free(m->statfd);
 	free(m);
 	rt->monitor = NULL;
 }

@@ -37,15 +37,16 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 NCPU = len(os.sched_getaffinity(0))
 WORKERS = sorted({1, NCPU})
 MONITOR_BACKENDS = ["proc", "bpf", "kmod"]
-# Columns beyond the backends: the bpf backend with its poller
-# (URT_MONITOR_POLL=1: Documentation/monitor.md, "The poller").
+# Columns beyond the backends: the bpf backend with polling spares, one
+# per slot (URT_MONITOR_POLL is capped at the slot count:
+# Documentation/monitor.md, "The poller").
 POLL_SUFFIX = "+poll"
 
 
 def mon_env(b):
     """The environment that runs urt with monitor column b."""
     if b.endswith(POLL_SUFFIX):
-        return {"URT_MONITOR": b[:-len(POLL_SUFFIX)], "URT_MONITOR_POLL": "1"}
+        return {"URT_MONITOR": b[:-len(POLL_SUFFIX)], "URT_MONITOR_POLL": str(NCPU)}
     return {"URT_MONITOR": b}
 
 
