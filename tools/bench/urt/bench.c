@@ -1170,6 +1170,18 @@ int main(int argc, char **argv)
 		w->run();
 	else
 		CHECK(urt_join(spawn(rt, main_fiber, (void *)w), NULL));
+	if (getenv("URT_BENCH_STATS")) {
+		/* The runtime's counters, for looking into a result. */
+		struct urt_stats st;
+
+		CHECK(urt_stats(rt, &st));
+		fprintf(stderr, "stats: steps %llu steals %llu parks %llu handoffs %llu "
+			"(blocks %llu, hogs %llu, by pollers %llu) unstacks %llu\n",
+			(unsigned long long)st.polls, (unsigned long long)st.steals,
+			(unsigned long long)st.parks, (unsigned long long)st.handoffs,
+			(unsigned long long)st.blocks_seen, (unsigned long long)st.hogs,
+			(unsigned long long)st.poll_handoffs, (unsigned long long)st.unstacks);
+	}
 	CHECK(urt_destroy(rt));
 	return 0;
 }
