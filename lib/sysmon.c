@@ -104,6 +104,7 @@ struct prio {
 #define POLL_YIELD_NS	10000LL		/* spin at most this long between yields */
 #define POLL_PERIOD_NS	1000LL		/* a pass per */
 #define POLL_GRACE_NS	20000LL		/* another CPU's block: its poller's first */
+#define POLL_FRESH_NS	20000LL		/* a poller that made a pass this recently runs */
 #define POLL_BACKSTOP_NS 1000000LL	/* the backend's notice: this much (or a
 					 * threshold, if longer) later */
 
@@ -304,27 +305,50 @@ static void spare_refile(struct urt_rt *rt, struct urt_worker *p)
 }
 
 /*
- * An idle spare for a handoff. A polling one first: it is running, so it
- * sees the slot it is handed within a poll pass, no wake-up on the way
- * (a wake-up of a sleeping thread costs tens of microseconds on a VM, see
- * urt__monitor_poll).
+ * An idle spare for a handoff, best first: a polling one that is running
+ * (it sees the slot it is handed within a poll pass, no wake-up on the
+ * way: a wake-up of a sleeping thread costs tens of microseconds on a
+ * VM, see urt__monitor_poll); a sleeping one (it goes where the kernel
+ * finds room); a polling one that made no pass lately: it has no CPU (a
+ * hog, or a busy worker, runs where it sits), so it is set back to normal
+ * priority and the whole mask here, or it would see the slot only when
+ * that CPU frees up.
  */
+static int spare_rank(const struct urt_worker *c, int64_t now)
+{
+	if (!atomic_load_explicit(&c->polling, memory_order_relaxed))
+		return 1;
+	return now - atomic_load_explicit(&c->poll_at, memory_order_relaxed) < POLL_FRESH_NS ?
+	       0 : 2;
+}
+
 static struct urt_worker *spare_take(struct urt_rt *rt)
 {
 	struct urt_worker *p = NULL;
+	int64_t now = urt_now();
+	int best = -1, rank = 3;
 
 	urt__spin_lock(&rt->spare_lock);
-	for (int i = rt->nspares - 1; i >= 0 && !p; i--) {
-		struct urt_worker *c = &rt->workers[rt->spares[i]];
+	for (int i = rt->nspares - 1; i >= 0 && rank; i--) {
+		int r = spare_rank(&rt->workers[rt->spares[i]], now);
 
-		if (atomic_load_explicit(&c->polling, memory_order_relaxed)) {
-			rt->spares[i] = rt->spares[--rt->nspares];
-			p = c;
+		if (r < rank) {
+			rank = r;
+			best = i;
 		}
 	}
-	if (!p && rt->nspares)
-		p = &rt->workers[rt->spares[--rt->nspares]];
+	if (best >= 0) {
+		p = &rt->workers[rt->spares[best]];
+		rt->spares[best] = rt->spares[--rt->nspares];
+	}
 	urt__spin_unlock(&rt->spare_lock);
+	if (rank == 2) {
+		struct sched_param sp = { 0 };
+
+		pthread_setschedparam(p->thread, SCHED_OTHER, &sp);
+		sched_setaffinity(__atomic_load_n(&p->tid, __ATOMIC_ACQUIRE), sizeof(rt->cpus),
+				  &rt->cpus);
+	}
 	return p;
 }
 
@@ -919,6 +943,7 @@ static enum poll_end poll_loop(struct urt_monitor *m, struct urt_worker *w,
 			sched_yield();
 			yielded = now = urt_now();
 		}
+		atomic_store_explicit(&w->poll_at, now, memory_order_relaxed);
 		if (atomic_load_explicit(&w->handed, memory_order_acquire))
 			return POLL_HANDED;
 		if (atomic_load_explicit(&m->stop, memory_order_acquire) ||
