@@ -116,11 +116,11 @@ struct urt_monitor {
 	atomic_bool stop;
 	struct hog_sample *hog;		/* per slot */
 	struct prio *prio;		/* per worker */
-	struct statfd {			/* per worker: its thread's /proc stat */
+	struct procfd {			/* per worker: its thread's /proc files */
 		urt_spin lock;
-		pid_t tid;		/* the thread fd is for; 0: none */
-		int fd;
-	} *statfd;
+		pid_t tid;		/* the thread they are for; 0: none */
+		int stat, sys;		/* task/TID/stat, task/TID/syscall */
+	} *procfd;
 	uint32_t *pending;		/* per worker: seq of a block past threshold, 0 none */
 	_Atomic int64_t *given;		/* per worker: when the monitor last gave it a slot */
 	atomic_bool dozing;		/* every slot parked: the tick backed off */
@@ -166,31 +166,49 @@ static int membarrier(int cmd)
 }
 
 /*
- * Worker k's thread (tid) CPU, from its /proc stat (task_cpu), on an fd
- * kept open per worker (an open costs more than the read). A worker
- * struct gets a new thread when a spare exits and another starts: the fd
- * is reopened when the tid changes; an fd whose thread exited reads
- * ESRCH, never another thread's stat. -1 on failure.
+ * Under pf->lock: pf's files are thread tid's (opened when the tid
+ * changes; an open costs more than the reads). A worker struct gets a new
+ * thread when a spare exits and another starts; a file of a thread that
+ * exited reads ESRCH, never another thread's.
  */
-static int worker_cpu(struct urt_monitor *m, unsigned int k, pid_t tid)
+static bool procfd_for(struct procfd *pf, pid_t tid)
 {
-	struct statfd *sf = &m->statfd[k];
-	int cpu = -1;
+	char path[64];
 
-	urt__spin_lock(&sf->lock);
-	if (sf->tid != tid) {
-		char path[64];
-
-		if (sf->tid)
-			close(sf->fd);
-		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-		sf->fd = open(path, O_RDONLY | O_CLOEXEC);
-		sf->tid = sf->fd >= 0 ? tid : 0;
+	if (pf->tid == tid)
+		return true;
+	if (pf->tid) {
+		close(pf->stat);
+		close(pf->sys);
 	}
-	if (sf->tid && urt__proc_task_state(sf->fd, &cpu) < 0)
-		cpu = -1;
-	urt__spin_unlock(&sf->lock);
-	return cpu;
+	pf->tid = 0;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+	pf->stat = open(path, O_RDONLY | O_CLOEXEC);
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", (int)tid);
+	pf->sys = open(path, O_RDONLY | O_CLOEXEC);
+	if (pf->stat >= 0 && pf->sys >= 0) {
+		pf->tid = tid;
+		return true;
+	}
+	if (pf->stat >= 0)
+		close(pf->stat);
+	if (pf->sys >= 0)
+		close(pf->sys);
+	return false;
+}
+
+/*
+ * Was the thread off its CPU at some moment during this call? Its
+ * /proc syscall file answers "running" unless the kernel found it
+ * sleeping and not on a CPU (wait_task_inactive, under its run queue's
+ * lock) both before and after reading its registers.
+ */
+static bool thread_was_off_cpu(int fd)
+{
+	char buf[16];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	return n > 0 && (buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9'));
 }
 
 /*
@@ -198,30 +216,49 @@ static int worker_cpu(struct urt_monitor *m, unsigned int k, pid_t tid)
  * user code, after the CAS. The plain membarrier interrupts every CPU
  * that runs a thread of ours; on a VM each such IPI costs ~15 us (here,
  * when a poller or another slot's owner runs on the other CPU), on the
- * path of every handoff. Only T's CPU needs one: T's CPU is read from
- * /proc (task_cpu) after the CAS and the barrier sent to that CPU alone
- * (the RSEQ command takes a CPU; its IPI is a full barrier too, and the
- * kernel skips it unless a thread of ours runs there). Why that CPU is
- * enough: if T runs user code now, the kernel recorded that CPU before
- * switching T in, and the switch-in's full barrier put the record in
- * memory before any load of T's that could still miss our CAS; so the
- * read sees it. If T does not run now, its next switch-in is a full
- * barrier after our CAS. Any failure: the barrier on every CPU.
+ * path of every handoff. So, read after the CAS from the kernel's own
+ * records (never from the backend's state, which may have missed a
+ * switch):
+ *   - T was off its CPU at some moment (its /proc syscall file): then its
+ *     next switch-in, a full barrier, comes after the CAS: nothing to do
+ *     (a blocked T, the common case);
+ *   - else T's CPU (task_cpu in its /proc stat), and the barrier to that
+ *     CPU alone (the RSEQ membarrier takes a CPU, and its IPI is a full
+ *     barrier too; the kernel skips it unless a thread of ours runs
+ *     there). If T runs user code now, the kernel recorded that CPU before
+ *     switching T in, and that switch-in's full barrier put the record in
+ *     memory before any load of T's that could still miss the CAS: the
+ *     read sees it. If T does not run now, its next switch-in is a full
+ *     barrier after the CAS;
+ *   - any failure: the barrier on every CPU.
  */
 static void barrier_on(struct urt_monitor *m, struct urt_worker *t)
 {
 	pid_t tid = __atomic_load_n(&t->tid, __ATOMIC_ACQUIRE);
-	int cpu;
+	struct procfd *pf;
+	bool off = false;
+	int cpu = -1;
 
-	/* The CAS before the read (x86: the CAS is one already). TSan has
+	/* The CAS before the reads (x86: the CAS is one already). TSan has
 	 * no fences, and does not see the kernel's side anyway. */
 #ifndef URT_TSAN
 	atomic_thread_fence(memory_order_seq_cst);
 #endif
-	if (m && m->mb_cpu && tid > 0 && (cpu = worker_cpu(m, (unsigned int)t->index, tid)) >= 0 &&
-	    syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
-		    MEMBARRIER_CMD_FLAG_CPU, cpu) == 0)
-		return;
+	if (m && tid > 0) {
+		pf = &m->procfd[t->index];
+		urt__spin_lock(&pf->lock);
+		if (procfd_for(pf, tid)) {
+			off = thread_was_off_cpu(pf->sys);
+			if (!off && m->mb_cpu && urt__proc_task_state(pf->stat, &cpu) < 0)
+				cpu = -1;
+		}
+		urt__spin_unlock(&pf->lock);
+		if (off)
+			return;
+		if (cpu >= 0 && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ,
+					MEMBARRIER_CMD_FLAG_CPU, cpu) == 0)
+			return;
+	}
 	membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED);
 }
 
@@ -1512,8 +1549,8 @@ int urt__monitor_start(struct urt_rt *rt)
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
 	m->prio = calloc(rt->nworkers, sizeof(*m->prio));
 	m->given = calloc(rt->nworkers, sizeof(*m->given));
-	m->statfd = calloc(rt->nworkers, sizeof(*m->statfd));
-	if (!m->statfd || !m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand ||
+	m->procfd = calloc(rt->nworkers, sizeof(*m->procfd));
+	if (!m->procfd || !m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand ||
 	    !m->stack_steps || !m->stalled) {
 		err = -ENOMEM;
 		goto fail;
@@ -1565,7 +1602,7 @@ fail:
 	free(m->pending);
 	free(m->prio);
 	free(m->given);
-	free(m->statfd);
+	free(m->procfd);
 	free(m);
 	return err;
 }
@@ -1602,9 +1639,12 @@ void urt__monitor_free(struct urt_rt *rt)
 	if (!m)
 		return;
 	urt__mon_close(m->mon);
-	for (unsigned int k = 0; k < rt->nworkers; k++)
-		if (m->statfd[k].tid)
-			close(m->statfd[k].fd);
+	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		if (m->procfd[k].tid) {
+			close(m->procfd[k].stat);
+			close(m->procfd[k].sys);
+		}
+	}
 	pthread_mutex_destroy(&m->reg_lock);
 	pthread_mutex_destroy(&m->poll_lock);
 	free(m->stack_steps);
@@ -1615,7 +1655,7 @@ void urt__monitor_free(struct urt_rt *rt)
 	free(m->pending);
 	free(m->prio);
 	free(m->given);
-	free(m->statfd);
+	free(m->procfd);
 	free(m);
 	rt->monitor = NULL;
 }
