@@ -132,19 +132,21 @@ struct urt_monitor {
 	pthread_mutex_t reg_lock;
 	atomic_bool inject_failure;
 	_Atomic int64_t spare_started;	/* when a spare was last started */
-	/* The poller (cfg.monitor_poll): see urt__monitor_poll(). It reads
-	 * mon under poll_lock; failover() changes mon holding it too. */
+	/* The pollers (cfg.monitor_poll): see urt__monitor_poll(). They
+	 * read mon under poll_lock (shared); failover() changes it holding
+	 * the lock exclusively. */
 	unsigned int max_pollers;	/* 0: none (not asked for, or proc); <= 64 */
 	atomic_uint npollers;		/* spares polling now (worker->polling) */
 	atomic_ulong poll_seats;	/* bit j: a poller sits on seat j (poll_cpu) */
-	pthread_mutex_t poll_lock;
+	pthread_rwlock_t poll_lock;
 	atomic_bool poll_dozing;	/* all parked: none polls until one unparks */
-	uint32_t *polled;		/* per worker: block seq the poller is done with */
+	/* per seat, per worker: block seq that seat's poller is done with */
+	uint32_t *polled;
 	/* check_stacked(), per slot: steps at the last pass; ran none since */
 	uint64_t *stack_steps;
 	bool *stalled;
 	int64_t unstack_after;
-	struct poll_cand {		/* per worker: a poll pass's handoffs */
+	struct poll_cand {		/* per seat, per worker: a poll pass's handoffs */
 		unsigned int k;
 		struct urt_mon_wstate st;
 		struct urt_slot *s;
@@ -809,14 +811,18 @@ static void check_blocked(struct urt_monitor *m)
  * a virtual machine (the idle vCPU halted; its wake-up is a VM entry;
  * even a futex wake onto a running CPU took ~15 us here), and a handoff
  * by the monitor thread has two on its path: the monitor's, woken by the
- * backend's notice, and the spare's. So one idle spare polls instead of
- * sleeping: while some slot runs tasks it reads the states in a loop (a
- * seqcount read each), and when an owner's block passes the threshold
- * with work behind it, it takes that slot itself. No wake-up on the path:
- * the thread that noticed the block runs the slot's next task. Another
- * idle spare is poked to poll next (poll_recruit), off the slot's path.
+ * backend's notice, and the spare's. So up to max_pollers idle spares
+ * (one per slot, each on its own CPU when there are several) poll
+ * instead of sleeping: while some slot runs tasks they read the states
+ * in a loop (a seqcount read each), and when an owner's block passes the
+ * threshold with work behind it, one takes that slot itself. No wake-up
+ * on the path: the thread that noticed the block runs the slot's next
+ * task. The role is refilled by the stuck thread when it comes back as a
+ * spare, and by the monitor's next pass (poll_recruit): not by the new
+ * owner, whose poke landed the woken spare on its own CPU, where the
+ * spare preempted it for up to 500 us (2 slots, 4 spares: p99 550 us).
  *
- * It runs as SCHED_IDLE, so it only ever takes CPU time no worker wants,
+ * A poller runs as SCHED_IDLE, so it only ever takes CPU time no worker wants,
  * and back at normal priority from a handoff on, whose spin locks a
  * preempted SCHED_IDLE holder would make others wait for. The monitor
  * thread's own handoffs (the backend's notice, hogs) go to it first
@@ -834,9 +840,10 @@ static void check_blocked(struct urt_monitor *m)
  * if the poller got no CPU (whichever comes first moves the slot; the
  * other finds it moved: the CAS in move_slot), and hogs stay the monitor
  * thread's (the poller gets no CPU exactly when a hog and the other slots
- * fill them all). The poll role is one atomic (m->poller): at most one
- * spare holds it; the monitor's tick recruits one if none does while
- * slots run (a poke can reach a spare that a handoff took meanwhile).
+ * fill them all). The poll roles are seats (m->poll_seats, npollers): a
+ * spare takes a free one in spare_wait; the monitor's tick recruits while
+ * slots run and seats are free (a poke can also reach a spare that a
+ * handoff took meanwhile).
  */
 
 /*
@@ -890,22 +897,26 @@ static bool poll_move(struct urt_monitor *m, struct poll_cand *c, struct urt_wor
  * others; a lone poller hands them to sleeping spares first, their
  * wake-ups under way while it moves its own. NULL: none taken, or w was
  * taken from the spare list meanwhile (a slot is being handed to it:
- * spare_wait finds it). One pass at a time (polled[], cand[]): a poller
- * that finds another's under way skips its own, as sleeping on the lock
- * would be a wake-up to wait for; the lock is not held while w moves
- * its slot.
+ * spare_wait finds it). Each seat has its own polled[] and cand[], so
+ * pollers pass at the same time: a SCHED_IDLE poller is preempted by
+ * anything, and one preempted in a pass under a shared lock kept the
+ * others from passing (a kernel thread held a vCPU for 500 us). Two
+ * pollers going for one slot: the CAS in move_slot decides.
  */
-static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w)
+static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w,
+				  unsigned int seat)
 {
 	struct urt_rt *rt = m->rt;
+	uint32_t *polled = m->polled + (size_t)seat * rt->nworkers;
+	struct poll_cand *cand = m->cand + (size_t)seat * rt->nworkers;
 	int64_t now = urt_now();
 	unsigned int n = 0, mine = 0;
 	bool alone = atomic_load(&m->npollers) == 1;
 	int cpu = sched_getcpu();
 	struct poll_cand c;
 
-	if (pthread_mutex_trylock(&m->poll_lock))
-		return NULL;
+	if (pthread_rwlock_tryrdlock(&m->poll_lock))
+		return NULL;	/* failover() under way */
 	/* proc's states are /proc reads, not shared memory */
 	for (unsigned int k = 0; m->mon && urt__mon_kind(m->mon) != URT_MON_PROC &&
 				 k < rt->nworkers; k++) {
@@ -913,11 +924,11 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w)
 		struct urt_slot *s;
 
 		if (urt__mon_snapshot(m->mon, k, &st) || st.state != URT_MON_BLOCKED ||
-		    st.seq == m->polled[k] || now - st.since_ns < rt->cfg.monitor_threshold_ns)
+		    st.seq == polled[k] || now - st.since_ns < rt->cfg.monitor_threshold_ns)
 			continue;
 		s = running_slot(rt, k);
 		if (!s || st.since_ns < m->given[k]) {
-			m->polled[k] = st.seq;	/* parked, a spare: as check_blocked() */
+			polled[k] = st.seq;	/* parked, a spare: as check_blocked() */
 			continue;
 		}
 		if (!has_work(rt, s))
@@ -927,33 +938,33 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w)
 		if (!alone && atomic_load_explicit(&s->cpu, memory_order_relaxed) != cpu &&
 		    now - st.since_ns < rt->cfg.monitor_threshold_ns + POLL_GRACE_NS)
 			continue;
-		m->cand[n].k = k;
-		m->cand[n].st = st;
-		m->cand[n++].s = s;
+		cand[n].k = k;
+		cand[n].st = st;
+		cand[n++].s = s;
 	}
 	if (!n) {
-		pthread_mutex_unlock(&m->poll_lock);
+		pthread_rwlock_unlock(&m->poll_lock);
 		return NULL;
 	}
 	set_policy(SCHED_OTHER);
 	/* Out of the list first, so no handoff (ours or the monitor's)
 	 * picks w for another slot now. */
 	if (!spare_unlist(rt, w->index)) {
-		pthread_mutex_unlock(&m->poll_lock);
+		pthread_rwlock_unlock(&m->poll_lock);
 		set_policy(SCHED_IDLE);
 		return NULL;
 	}
 	for (unsigned int i = 0; i < n; i++)
-		if (atomic_load_explicit(&m->cand[i].s->cpu, memory_order_relaxed) == cpu)
+		if (atomic_load_explicit(&cand[i].s->cpu, memory_order_relaxed) == cpu)
 			mine = i;
-	c = m->cand[mine];
-	m->polled[c.k] = c.st.seq;	/* ours, moved or not */
+	c = cand[mine];
+	polled[c.k] = c.st.seq;	/* ours, moved or not */
 	if (alone) {
 		for (unsigned int i = 0; i < n; i++)
-			if (i != mine && poll_move(m, &m->cand[i], NULL, now))
-				m->polled[m->cand[i].k] = m->cand[i].st.seq;
+			if (i != mine && poll_move(m, &cand[i], NULL, now))
+				polled[cand[i].k] = cand[i].st.seq;
 	}
-	pthread_mutex_unlock(&m->poll_lock);
+	pthread_rwlock_unlock(&m->poll_lock);
 	if (poll_move(m, &c, w, now))
 		return c.s;
 	spare_refile(rt, w);
@@ -965,7 +976,7 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w)
 enum poll_end { POLL_TOOK, POLL_HANDED, POLL_DOZE, POLL_STOP };
 
 static enum poll_end poll_loop(struct urt_monitor *m, struct urt_worker *w,
-			       struct urt_slot **took)
+			       unsigned int seat, struct urt_slot **took)
 {
 	struct urt_rt *rt = m->rt;
 	int64_t idle_since = 0, yielded = urt_now();
@@ -996,7 +1007,7 @@ static enum poll_end poll_loop(struct urt_monitor *m, struct urt_worker *w,
 			idle_since = now;
 		else if (now - idle_since > POLL_IDLE_NS)
 			return POLL_DOZE;
-		*took = poll_pass(m, w);
+		*took = poll_pass(m, w, seat);
 		if (*took)
 			return POLL_TOOK;
 		/* A pass per POLL_PERIOD_NS is plenty against a 50 us
@@ -1021,8 +1032,8 @@ static void poll_name(struct urt_worker *w, bool polling)
 /*
  * Gets a spare to take a free poll role: pokes an idle one (spare_wait
  * tries the role at every wake-up), or starts one if may_start (the
- * monitor thread); else kicks the monitor to start one, as a thread start
- * costs a poller that just took a slot, or a worker, more than the kick.
+ * monitor thread); else kicks the monitor to start one (a thread start
+ * costs a worker more than the kick).
  */
 static void poll_recruit(struct urt_monitor *m, bool may_start)
 {
@@ -1122,14 +1133,12 @@ struct urt_slot *urt__monitor_poll(struct urt_worker *w)
 	poll_recruit(m, false);		/* the next one, up to max_pollers */
 	poll_name(w, true);
 	set_policy(SCHED_IDLE);
-	end = poll_loop(m, w, &took);
+	end = poll_loop(m, w, (unsigned int)seat, &took);
 	if (end != POLL_TOOK)
 		set_policy(SCHED_OTHER);	/* else poll_pass did */
 	poll_name(w, false);
 	poll_role_drop(m, w, seat);
-	if (end == POLL_TOOK || end == POLL_HANDED) {
-		poll_recruit(m, false);
-	} else if (end == POLL_DOZE) {
+	if (end == POLL_DOZE) {
 		/* Role given up, then say so, then look once more: a slot
 		 * that unparks after this look sees poll_dozing and
 		 * recruits (urt__monitor_unparked); one that unparked
@@ -1362,10 +1371,10 @@ static void failover(struct urt_monitor *m, int err)
 	kind = urt__mon_kind(m->mon);
 	old = urt__mon_kind_name(kind);
 	next = next_of[kind];
-	pthread_mutex_lock(&m->poll_lock);
+	pthread_rwlock_wrlock(&m->poll_lock);
 	urt__mon_close(m->mon);
 	m->mon = NULL;
-	pthread_mutex_unlock(&m->poll_lock);
+	pthread_rwlock_unlock(&m->poll_lock);
 	while (next) {
 		char why[160];
 		bool ok = true;
@@ -1392,10 +1401,11 @@ static void failover(struct urt_monitor *m, int err)
 		mon = NULL;
 		next = next_of[strcmp(next, "bpf") ? URT_MON_PROC : URT_MON_BPF];
 	}
-	pthread_mutex_lock(&m->poll_lock);
+	pthread_rwlock_wrlock(&m->poll_lock);
 	m->mon = mon;
-	memset(m->polled, 0, rt->nworkers * sizeof(*m->polled));
-	pthread_mutex_unlock(&m->poll_lock);
+	if (m->polled)
+		memset(m->polled, 0, (size_t)m->max_pollers * rt->nworkers * sizeof(*m->polled));
+	pthread_rwlock_unlock(&m->poll_lock);
 	memset(m->pending, 0, rt->nworkers * sizeof(*m->pending));
 	snprintf(m->why, sizeof(m->why), "%s backend failed (%s): %s", old, strerror(-err),
 		 mon ? urt__mon_kind_name(urt__mon_kind(mon)) : "progress counters only");
@@ -1512,9 +1522,9 @@ static void *monitor_main(void *arg)
 		check_hogs(m, urt_now());
 		check_stacked(m, urt_now());
 		check_demoted(m);
-		/* Pollers missing while slots run (a poke went to a spare
-		 * that a handoff took, or none was idle): get them, and
-		 * one idle spare besides. */
+		/* Seats free while slots run (a poller took a slot, a poke
+		 * went to a spare that a handoff took, or none was idle):
+		 * fill them, and keep one idle spare besides. */
 		if (m->max_pollers && urt__unparked(rt)) {
 			if (atomic_load(&m->poll_dozing))
 				atomic_store(&m->poll_dozing, false);
@@ -1540,17 +1550,24 @@ int urt__monitor_start(struct urt_rt *rt)
 	/* Before the workers start: they unblock the signal if set. */
 	rt->hog_signal = m->may_demote && rt->cfg.hog_signal == 0 && hog_signal_install();
 	pthread_mutex_init(&m->reg_lock, NULL);
-	pthread_mutex_init(&m->poll_lock, NULL);
+	{
+		/* Pollers read-lock it in a loop: a waiting failover() must
+		 * make their tryrdlock fail, or it could wait for ever. */
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&m->poll_lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	m->hog = calloc(rt->nslots, sizeof(*m->hog));
-	m->polled = calloc(rt->nworkers, sizeof(*m->polled));
-	m->cand = calloc(rt->nworkers, sizeof(*m->cand));
 	m->stack_steps = calloc(rt->nslots, sizeof(*m->stack_steps));
 	m->stalled = calloc(rt->nslots, sizeof(*m->stalled));
 	m->pending = calloc(rt->nworkers, sizeof(*m->pending));
 	m->prio = calloc(rt->nworkers, sizeof(*m->prio));
 	m->given = calloc(rt->nworkers, sizeof(*m->given));
 	m->procfd = calloc(rt->nworkers, sizeof(*m->procfd));
-	if (!m->procfd || !m->hog || !m->pending || !m->prio || !m->given || !m->polled || !m->cand ||
+	if (!m->procfd || !m->hog || !m->pending || !m->prio || !m->given ||
 	    !m->stack_steps || !m->stalled) {
 		err = -ENOMEM;
 		goto fail;
@@ -1585,6 +1602,15 @@ int urt__monitor_start(struct urt_rt *rt)
 				 (unsigned int)rt->cfg.monitor_poll : rt->nslots;
 	if (m->max_pollers > 64)
 		m->max_pollers = 64;	/* poll_seats' bits */
+	if (m->max_pollers) {
+		m->polled = calloc((size_t)m->max_pollers * rt->nworkers, sizeof(*m->polled));
+		m->cand = calloc((size_t)m->max_pollers * rt->nworkers, sizeof(*m->cand));
+		if (!m->polled || !m->cand) {
+			urt__mon_close(m->mon);
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
 	rt->monitor = m;
 	err = -pthread_create(&m->thread, NULL, monitor_main, m);
 	if (err) {
@@ -1646,7 +1672,7 @@ void urt__monitor_free(struct urt_rt *rt)
 		}
 	}
 	pthread_mutex_destroy(&m->reg_lock);
-	pthread_mutex_destroy(&m->poll_lock);
+	pthread_rwlock_destroy(&m->poll_lock);
 	free(m->stack_steps);
 	free(m->stalled);
 	free(m->cand);
