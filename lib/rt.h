@@ -99,6 +99,7 @@ struct urt_worker {
 	pthread_t thread;
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
+	atomic_bool pinned;		/* woken pinned to one CPU: unpin */
 	atomic_bool polling;		/* an idle spare that polls (sysmon.c) */
 	_Atomic int64_t poll_at;	/* ... and when it last made a pass */
 	atomic_uint_fast64_t hog_yields; /* the hog signal's handler ran here */
@@ -226,6 +227,7 @@ struct urt_handoff_note {	/* why the monitor moves a slot */
 	int syscall;		/* the block's syscall, -1 if none/unknown */
 	int64_t stuck_ns;	/* how long it had been stuck */
 	bool polled;		/* the poller saw it (urt_stats.poll_handoffs) */
+	int cpu;		/* >= 0: wake a sleeping spare on this CPU */
 	struct urt_seen seen;
 };
 /* Slots not parked now (idle.state), for the poller (sched.c). */

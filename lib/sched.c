@@ -711,6 +711,8 @@ static bool spare_wait(struct urt_worker *w)
 	for (;;) {
 		/* acquire: a poke's release makes `handed` visible */
 		atomic_exchange_explicit(&w->spare_word, 0, memory_order_acquire);
+		if (atomic_exchange(&w->pinned, false))	/* woken where it was told */
+			sched_setaffinity(0, sizeof(rt->cpus), &rt->cpus);
 		s = atomic_exchange_explicit(&w->handed, NULL, memory_order_acquire);
 		if (s || atomic_load_explicit(&rt->stop, memory_order_acquire))
 			break;

@@ -71,7 +71,7 @@
 
 #define MAX_EVENTS	32
 
-static void poll_recruit(struct urt_monitor *m, bool may_start);
+static void poll_recruit(struct urt_monitor *m, bool may_start, int avoid_cpu);
 
 struct hog_sample {
 	uint64_t steps;		/* slot->steps when first seen unchanged */
@@ -391,6 +391,22 @@ static struct urt_worker *spare_take(struct urt_rt *rt)
 	return p;
 }
 
+/*
+ * A sleeping spare p is to wake on cpu: pinned there for the wake-up, it
+ * unpins itself first thing (spare_wait).
+ */
+static void pin_spare(struct urt_worker *p, int cpu)
+{
+	cpu_set_t one;
+
+	if (cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &p->rt->cpus))
+		return;		/* no mask to go back to, or not ours */
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(__atomic_load_n(&p->tid, __ATOMIC_ACQUIRE), sizeof(one), &one) == 0)
+		atomic_store_explicit(&p->pinned, true, memory_order_relaxed);
+}
+
 /* Wakes spare p to look at what changed (spare_wait). */
 static void spare_poke(struct urt_worker *p)
 {
@@ -688,6 +704,8 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 		spare_refile(rt, p);	/* P stays an idle spare */
 		return false;
 	}
+	if (note && note->cpu >= 0 && !atomic_load_explicit(&p->polling, memory_order_relaxed))
+		pin_spare(p, note->cpu);
 	spare_give(p, s);
 	keep_warm(rt);
 	return true;
@@ -737,7 +755,7 @@ void urt__monitor_unparked(struct urt_rt *rt)
 
 	if (m && atomic_load_explicit(&m->poll_dozing, memory_order_seq_cst) &&
 	    atomic_exchange(&m->poll_dozing, false))
-		poll_recruit(m, false);
+		poll_recruit(m, false, -1);
 	if (!m || !atomic_load_explicit(&m->dozing, memory_order_seq_cst) ||
 	    !atomic_exchange(&m->dozing, false))
 		return;
@@ -797,6 +815,7 @@ static void check_blocked(struct urt_monitor *m)
 			continue;
 		note.hog = false;
 		note.polled = false;
+		note.cpu = -1;
 		note.syscall = st.syscall;
 		note.stuck_ns = urt_now() - st.since_ns;
 		seen_task(s, &note.seen);
@@ -872,13 +891,14 @@ static void set_policy(int policy)
 
 /* A candidate's handoff, by a poll pass. */
 static bool poll_move(struct urt_monitor *m, struct poll_cand *c, struct urt_worker *to,
-		      int64_t now)
+		      int64_t now, int cpu)
 {
 	struct urt_handoff_note note = {
 		.hog = false,
 		.polled = true,
 		.syscall = c->st.syscall,
 		.stuck_ns = now - c->st.since_ns,
+		.cpu = cpu,
 	};
 
 	seen_task(c->s, &note.seen);
@@ -960,12 +980,18 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w,
 	c = cand[mine];
 	polled[c.k] = c.st.seq;	/* ours, moved or not */
 	if (alone) {
-		for (unsigned int i = 0; i < n; i++)
-			if (i != mine && poll_move(m, &cand[i], NULL, now))
+		/* Their spares are woken where their stuck owners left a CPU
+		 * (not here: a spare woken on this CPU, which it takes for an
+		 * idle one while w polls, held w off it for ~500 us). */
+		for (unsigned int i = 0; i < n; i++) {
+			int at = atomic_load_explicit(&cand[i].s->cpu, memory_order_relaxed);
+
+			if (i != mine && poll_move(m, &cand[i], NULL, now, at != cpu ? at : -1))
 				polled[cand[i].k] = cand[i].st.seq;
+		}
 	}
 	pthread_rwlock_unlock(&m->poll_lock);
-	if (poll_move(m, &c, w, now))
+	if (poll_move(m, &c, w, now, -1))
 		return c.s;
 	spare_refile(rt, w);
 	set_policy(SCHED_IDLE);
@@ -1031,11 +1057,12 @@ static void poll_name(struct urt_worker *w, bool polling)
 
 /*
  * Gets a spare to take a free poll role: pokes an idle one (spare_wait
- * tries the role at every wake-up), or starts one if may_start (the
- * monitor thread); else kicks the monitor to start one (a thread start
- * costs a worker more than the kick).
+ * tries the role at every wake-up), woken on a CPU other than avoid_cpu
+ * if >= 0, or starts one if may_start (the monitor thread); else kicks
+ * the monitor to start one (a thread start costs a worker more than the
+ * kick).
  */
-static void poll_recruit(struct urt_monitor *m, bool may_start)
+static void poll_recruit(struct urt_monitor *m, bool may_start, int avoid_cpu)
 {
 	struct urt_rt *rt = m->rt;
 	bool room = false;
@@ -1052,6 +1079,14 @@ static void poll_recruit(struct urt_monitor *m, bool may_start)
 	for (unsigned int i = rt->nslots; i < rt->nworkers && pick < 0 && !room; i++)
 		room = !rt->workers[i].started || rt->workers[i].exited;
 	urt__spin_unlock(&rt->spare_lock);
+	if (pick >= 0 && avoid_cpu >= 0) {
+		for (int c = 0; c < CPU_SETSIZE; c++) {
+			if (c != avoid_cpu && CPU_ISSET(c, &rt->cpus)) {
+				pin_spare(&rt->workers[pick], c);
+				break;
+			}
+		}
+	}
 	if (pick >= 0)
 		spare_poke(&rt->workers[pick]);
 	else if (may_start)
@@ -1130,7 +1165,7 @@ struct urt_slot *urt__monitor_poll(struct urt_worker *w)
 	seat = poll_role_take(m, w);
 	if (seat < 0)
 		return NULL;
-	poll_recruit(m, false);		/* the next one, up to max_pollers */
+	poll_recruit(m, false, -1);		/* the next one, up to max_pollers */
 	poll_name(w, true);
 	set_policy(SCHED_IDLE);
 	end = poll_loop(m, w, (unsigned int)seat, &took);
@@ -1138,14 +1173,23 @@ struct urt_slot *urt__monitor_poll(struct urt_worker *w)
 		set_policy(SCHED_OTHER);	/* else poll_pass did */
 	poll_name(w, false);
 	poll_role_drop(m, w, seat);
-	if (end == POLL_DOZE) {
+	if (end == POLL_TOOK && m->max_pollers == 1) {
+		/* The lone poller took a slot: poke a spare to poll now (the
+		 * monitor's next pass is up to a tick away), woken on another
+		 * CPU: on this one, which it takes for idle, it held the new
+		 * owner off for ~500 us (2 slots: p99 590 us). With more
+		 * pollers, the others cover until the seat is refilled: a
+		 * spare woken then landed on a CPU where a new owner ran just
+		 * as well (2 slots, 4 spares: p99 550 us). */
+		poll_recruit(m, false, sched_getcpu());
+	} else if (end == POLL_DOZE) {
 		/* Role given up, then say so, then look once more: a slot
 		 * that unparks after this look sees poll_dozing and
 		 * recruits (urt__monitor_unparked); one that unparked
 		 * before it is seen here. */
 		atomic_store(&m->poll_dozing, true);
 		if (urt__unparked(w->rt) && atomic_exchange(&m->poll_dozing, false))
-			poll_recruit(m, false);
+			poll_recruit(m, false, -1);
 	}
 	return took;
 }
@@ -1204,6 +1248,7 @@ static void check_hogs(struct urt_monitor *m, int64_t now)
 			continue;
 		note.hog = true;
 		note.polled = false;
+		note.cpu = -1;
 		note.syscall = -1;
 		note.stuck_ns = now - h->since;
 		if (m->mon && urt__mon_snapshot(m->mon, (unsigned int)owner->index, &st) == 0 &&
@@ -1528,7 +1573,7 @@ static void *monitor_main(void *arg)
 		if (m->max_pollers && urt__unparked(rt)) {
 			if (atomic_load(&m->poll_dozing))
 				atomic_store(&m->poll_dozing, false);
-			poll_recruit(m, true);
+			poll_recruit(m, true, -1);
 			keep_warm(rt);
 		}
 	}
