@@ -81,7 +81,9 @@ struct urt_config {
 	 * sleeping (kmod and bpf backends), and the one that sees a block
 	 * pass the threshold runs the stuck slot itself: handoffs come
 	 * sooner past the threshold, for CPU time no worker wanted
-	 * (Documentation/monitor.md, "The poller"). 0: off.
+	 * (Documentation/monitor.md, "The poller"). Only where a thread may
+	 * leave SCHED_IDLE again (CAP_SYS_NICE or RLIMIT_NICE); else none,
+	 * and urt_monitor_backend() says so. 0: off.
 	 */
 	int monitor_poll;
 	/*

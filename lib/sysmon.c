@@ -882,11 +882,11 @@ static int64_t notice_ns(const struct urt_rt *rt, const char *kind)
 	return t + (t > POLL_BACKSTOP_NS ? t : POLL_BACKSTOP_NS);
 }
 
-static void set_policy(int policy)
+static bool set_policy(int policy)
 {
 	struct sched_param sp = { 0 };
 
-	pthread_setschedparam(pthread_self(), policy, &sp);
+	return pthread_setschedparam(pthread_self(), policy, &sp) == 0;
 }
 
 /* A candidate's handoff, by a poll pass. */
@@ -966,10 +966,10 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w,
 		pthread_rwlock_unlock(&m->poll_lock);
 		return NULL;
 	}
-	set_policy(SCHED_OTHER);
 	/* Out of the list first, so no handoff (ours or the monitor's)
-	 * picks w for another slot now. */
-	if (!spare_unlist(rt, w->index)) {
+	 * picks w for another slot now. Never a slot at SCHED_IDLE (the
+	 * monitor starts pollers only where a thread may leave it). */
+	if (!set_policy(SCHED_OTHER) || !spare_unlist(rt, w->index)) {
 		pthread_rwlock_unlock(&m->poll_lock);
 		set_policy(SCHED_IDLE);
 		return NULL;
@@ -1647,6 +1647,15 @@ int urt__monitor_start(struct urt_rt *rt)
 				 (unsigned int)rt->cfg.monitor_poll : rt->nslots;
 	if (m->max_pollers > 64)
 		m->max_pollers = 64;	/* poll_seats' bits */
+	if (m->max_pollers && !m->may_demote) {
+		/* SCHED_IDLE -> SCHED_OTHER needs what a nice 19 -> 0 does
+		 * (CAP_SYS_NICE or RLIMIT_NICE): a poller that took a slot
+		 * would run it at idle priority. */
+		m->max_pollers = 0;
+		snprintf(m->why + strlen(m->why), sizeof(m->why) - strlen(m->why),
+			 "; no pollers: a thread may not leave SCHED_IDLE here "
+			 "(CAP_SYS_NICE or RLIMIT_NICE)");
+	}
 	if (m->max_pollers) {
 		m->polled = calloc((size_t)m->max_pollers * rt->nworkers, sizeof(*m->polled));
 		m->cand = calloc((size_t)m->max_pollers * rt->nworkers, sizeof(*m->cand));

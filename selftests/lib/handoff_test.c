@@ -13,6 +13,7 @@
  * skip: in the VM nothing may skip.
  */
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1027,6 +1028,70 @@ TEST(a_runtime_that_could_not_restore_a_priority_does_not_demote_its_hogs)
 		atomic_store(&h.release, 1);
 		if (urt_join(ht, NULL) || urt_destroy(rt))
 			_exit(12);
+	});
+}
+
+/*
+ * A thread at SCHED_IDLE may go back to SCHED_OTHER only with what it
+ * takes to lower a nice value (CAP_SYS_NICE, or RLIMIT_NICE): without
+ * it a poller that took a slot would run the slot at idle priority. So
+ * such a runtime has no pollers, says so, and still hands blocks off (the
+ * backend's notice). Root here keeps its BPF capabilities and loses only
+ * CAP_SYS_NICE.
+ */
+static bool drop_cap_sys_nice(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	struct rlimit rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_NICE, &rl) || syscall(SYS_capget, &hdr, data))
+		return false;
+	data[CAP_TO_INDEX(CAP_SYS_NICE)].effective &= ~CAP_TO_MASK(CAP_SYS_NICE);
+	return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+TEST(no_pollers_where_a_thread_may_not_leave_sched_idle)
+{
+	const char *skip = monitor_skip("bpf");
+
+	if (skip)
+		SKIP(return, "%s", skip);
+	if (geteuid() != 0)
+		SKIP(return, "needs root to keep BPF while dropping CAP_SYS_NICE");
+	IN_CHILD({
+		struct shared sh = { 0 };
+		struct urt_config cfg;
+		struct urt_stats st;
+		int64_t deadline;
+		char why[256];
+		urt_task_t b;
+		urt_rt *rt;
+
+		if (!drop_cap_sys_nice())
+			_exit(10);
+		urt_config_init(&cfg);
+		cfg.workers = 1;
+		cfg.monitor = "bpf";
+		cfg.monitor_poll = 1;
+		cfg.monitor_threshold_ns = MS(1);
+		cfg.hog_threshold_ns = -1;
+		if (urt_create(&rt, &cfg) || pipe(sh.pipe))
+			_exit(11);
+		if (strcmp(urt_monitor_backend(rt, why, sizeof(why)), "bpf") ||
+		    !strstr(why, "no pollers"))
+			_exit(12);
+		b = urt_spawn(rt, poll_blocker, &sh);
+		deadline = urt_now() + MS(5000) * SLOW;
+		while (!atomic_load(&sh.started) && urt_now() < deadline)
+			usleep(200);
+		if (!b.id || atomic_load(&sh.started) != 1)
+			_exit(13);	/* not handed off */
+		if (write(sh.pipe[1], "x", 1) != 1 || urt_join(b, NULL) ||
+		    urt_stats(rt, &st) || st.poll_handoffs || !st.handoffs)
+			_exit(14);
+		if (urt_destroy(rt))
+			_exit(15);
 	});
 }
 
