@@ -26,10 +26,12 @@
  * Slot ownership and handoff (the invariants are in rt.h): every access to
  * a slot's owner-only state happens between slot_enter() and slot_exit().
  * slot_enter() publishes the thread's `busy` and then reads the owner; the
- * monitor (sysmon.c) publishes a new owner, runs membarrier() on the old
- * owner's CPU and then reads the old owner's `busy`. The barrier makes the pair a Dekker
- * handshake without a fence on the owner's fast path: either the old owner sees it lost the slot, or the
- * monitor sees it inside and waits for it to leave.
+ * monitor (sysmon.c) publishes a new owner, makes sure the old owner
+ * passes a full barrier (membarrier on its CPU; none needed if the kernel
+ * found it off its CPU) and then reads the old owner's `busy`. That makes
+ * the pair a Dekker handshake without a fence on the owner's fast path:
+ * either the old owner sees it lost the slot, or the monitor sees it
+ * inside and waits for it to leave.
  */
 #include <limits.h>
 #include <sched.h>
@@ -688,11 +690,11 @@ static void run_slot(struct urt_worker *w)
 }
 
 /*
- * A spare waits to be handed a slot; false if it should exit instead. One
- * spare at a time polls the workers' states instead of sleeping
- * (urt__monitor_poll, cfg.monitor_poll) and may take a slot itself. A
- * poke (spare_word = 1 + futex wake) is a handed slot, the poll role to
- * take, or the end; each is re-checked after consuming the poke.
+ * A spare waits to be handed a slot; false if it should exit instead. Up
+ * to cfg.monitor_poll spares poll the workers' states instead of sleeping
+ * (urt__monitor_poll) and may take a slot themselves. A poke (spare_word
+ * = 1 + futex wake) is a handed slot, a poll seat to take, or the end;
+ * each is re-checked after consuming the poke.
  */
 static bool spare_wait(struct urt_worker *w)
 {
