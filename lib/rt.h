@@ -238,6 +238,7 @@ void urt__hog_yield(int sig) URT_HIDDEN;
 bool urt__handoff(struct urt_rt *rt, struct urt_slot *s,
 		  const struct urt_handoff_note *note) URT_HIDDEN;
 struct urt_worker *urt__spare_reserve(struct urt_rt *rt) URT_HIDDEN;
+bool urt__spare_unlist_locked(struct urt_rt *rt, int i) URT_HIDDEN;
 int urt__spare_spawn(struct urt_worker *w) URT_HIDDEN;
 
 /* task.c */

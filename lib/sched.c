@@ -689,6 +689,18 @@ static void run_slot(struct urt_worker *w)
 	}
 }
 
+/* Under spare_lock: takes worker index i out of the idle list, if there. */
+bool urt__spare_unlist_locked(struct urt_rt *rt, int i)
+{
+	for (int j = 0; j < rt->nspares; j++) {
+		if (rt->spares[j] == i) {
+			rt->spares[j] = rt->spares[--rt->nspares];
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * A spare waits to be handed a slot; false if it should exit instead. Up
  * to cfg.monitor_poll spares poll the workers' states instead of sleeping
@@ -726,15 +738,10 @@ static bool spare_wait(struct urt_worker *w)
 		if (urt__futex_wait(&w->spare_word, 0, idle_until) == -ETIMEDOUT) {
 			bool gone = false;
 
-			/* Leave the list unless the monitor just picked us. */
+			/* Leave the list unless the monitor just picked us
+			 * (or it is the last spare). */
 			urt__spin_lock(&rt->spare_lock);
-			for (int i = 0; i < rt->nspares; i++) {
-				if (rt->spares[i] == w->index && rt->nspares > 1) {
-					rt->spares[i] = rt->spares[--rt->nspares];
-					gone = true;
-					break;
-				}
-			}
+			gone = rt->nspares > 1 && urt__spare_unlist_locked(rt, w->index);
 			urt__spin_unlock(&rt->spare_lock);
 			if (gone)
 				return false;
@@ -745,9 +752,7 @@ static bool spare_wait(struct urt_worker *w)
 	if (!s) {
 		/* stopping: leave the list */
 		urt__spin_lock(&rt->spare_lock);
-		for (int i = 0; i < rt->nspares; i++)
-			if (rt->spares[i] == w->index)
-				rt->spares[i] = rt->spares[--rt->nspares];
+		urt__spare_unlist_locked(rt, w->index);
 		urt__spin_unlock(&rt->spare_lock);
 		return false;
 	}

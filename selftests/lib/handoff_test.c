@@ -504,6 +504,17 @@ static void *poll_blocker(void *arg)
 	return NULL;
 }
 
+/* Open file descriptors of this process (the monitor keeps /proc files
+ * of its workers open while it runs: none may outlive the runtime). */
+static int open_fds(void)
+{
+	int n = 0;
+
+	for (int fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) != -1;
+	return n;
+}
+
 /* CPU time of this process's threads other than the caller. */
 static int64_t others_cpu_ns(void)
 {
@@ -528,10 +539,12 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 	struct urt_stats st;
 	uint64_t polled[2] = { 0, 0 };
 	int64_t cpu0, cpu;
+	int fds0;
 	urt_rt *rt;
 
 	if (skip)
 		SKIP(return, "%s", skip);
+	fds0 = open_fds();
 	urt_config_init(&cfg);
 	cfg.workers = 1;
 	cfg.max_spares = 1;
@@ -566,6 +579,7 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 	ASSERT_EQ(0, urt_destroy(rt));
 	close(sh.pipe[0]);
 	close(sh.pipe[1]);
+	ASSERT_EQ(fds0, open_fds());
 	/* It runs on CPU time nothing else wants: on a machine with none
 	 * (other busy processes) nothing is learned here. */
 	if ((!polled[0] || !polled[1]) && cpu < MS(2))
