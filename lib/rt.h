@@ -100,6 +100,7 @@ struct urt_worker {
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
 	atomic_bool pinned;		/* woken pinned to one CPU: unpin */
+	_Atomic int64_t pinned_at;	/* ... since (sysmon.c: unpin_late) */
 	atomic_bool polling;		/* an idle spare that polls (sysmon.c) */
 	_Atomic int64_t poll_at;	/* ... and when it last made a pass */
 	atomic_uint_fast64_t hog_yields; /* the hog signal's handler ran here */

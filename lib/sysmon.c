@@ -99,6 +99,7 @@ struct prio {
 #define TICK_MAX_NS	10000000LL	/* <= 10 ms, and when idle */
 #define TICK_IDLE_PASSES 20		/* all parked this long: back off */
 #define UNSTACK_COOLDOWN_NS 1000000LL	/* check_stacked(): one move per */
+#define UNPIN_LATE_NS	1000000LL	/* unpin_late(): a pin older than this */
 /* The poller: see urt__monitor_poll() */
 #define POLL_IDLE_NS	20000000LL	/* all parked this long: doze */
 #define POLL_YIELD_NS	10000LL		/* spin at most this long between yields */
@@ -405,10 +406,11 @@ static struct urt_worker *spare_take(struct urt_rt *rt)
 }
 
 /*
- * A sleeping spare p is to wake on cpu: pinned there for the wake-up, it
- * unpins itself first thing (spare_wait).
+ * Sleeping thread p (a spare, or a stuck one whose slot moved) is to wake
+ * on cpu: pinned there for the wake-up, it unpins itself first thing as a
+ * spare (spare_wait).
  */
-static void pin_spare(struct urt_worker *p, int cpu)
+static void pin_wake(struct urt_worker *p, int cpu)
 {
 	cpu_set_t one;
 
@@ -416,8 +418,33 @@ static void pin_spare(struct urt_worker *p, int cpu)
 		return;		/* no mask to go back to, or not ours */
 	CPU_ZERO(&one);
 	CPU_SET(cpu, &one);
-	if (sched_setaffinity(__atomic_load_n(&p->tid, __ATOMIC_ACQUIRE), sizeof(one), &one) == 0)
-		atomic_store_explicit(&p->pinned, true, memory_order_relaxed);
+	if (sched_setaffinity(__atomic_load_n(&p->tid, __ATOMIC_ACQUIRE), sizeof(one), &one) == 0) {
+		atomic_store_explicit(&p->pinned_at, urt_now(), memory_order_relaxed);
+		atomic_store_explicit(&p->pinned, true, memory_order_release);
+	}
+}
+
+/*
+ * A stuck thread pinned for its wake-up (poll_pass) may go on with a long
+ * step once back from its block, on one CPU with the slot it lost while
+ * another CPU may be free (starve_spin, 2 slots: 9-10 ms runs instead of
+ * 6). The monitor's pass unpins a thread pinned for longer than
+ * UNPIN_LATE_NS; a spare woken meanwhile may lose a fresh pin to it,
+ * which only moves where it runs.
+ */
+static void unpin_late(struct urt_monitor *m, int64_t now)
+{
+	struct urt_rt *rt = m->rt;
+
+	for (unsigned int k = 0; k < rt->nworkers; k++) {
+		struct urt_worker *w = &rt->workers[k];
+
+		if (atomic_load_explicit(&w->pinned, memory_order_acquire) &&
+		    now - atomic_load_explicit(&w->pinned_at, memory_order_relaxed) >
+		    UNPIN_LATE_NS && atomic_exchange(&w->pinned, false))
+			sched_setaffinity(__atomic_load_n(&w->tid, __ATOMIC_ACQUIRE),
+					  sizeof(rt->cpus), &rt->cpus);
+	}
 }
 
 /* Wakes spare p to look at what changed (spare_wait). */
@@ -718,7 +745,7 @@ bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handof
 		return false;
 	}
 	if (note && note->cpu >= 0 && !atomic_load_explicit(&p->polling, memory_order_relaxed))
-		pin_spare(p, note->cpu);
+		pin_wake(p, note->cpu);
 	spare_give(p, s);
 	keep_warm(rt);
 	return true;
@@ -1004,8 +1031,17 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w,
 		}
 	}
 	pthread_rwlock_unlock(&m->poll_lock);
-	if (poll_move(m, &c, w, now, -1))
+	if (poll_move(m, &c, w, now, -1)) {
+		/* The stuck thread is to wake here, next to its old slot, and
+		 * not on a CPU where only a poller runs: the kernel takes that
+		 * CPU for idle, and the thread, back from its block, preempted
+		 * the poller while a second block neared the threshold there
+		 * (2 slots, read: p99 95-125 us, 79-93 us pinned). It unpins
+		 * itself as a spare (spare_wait). */
+		if (cpu >= 0)
+			pin_wake(&rt->workers[c.k], cpu);
 		return c.s;
+	}
 	spare_refile(rt, w);
 	set_policy(SCHED_IDLE);
 	return NULL;
@@ -1095,7 +1131,7 @@ static void poll_recruit(struct urt_monitor *m, bool may_start, int avoid_cpu)
 	if (pick >= 0 && avoid_cpu >= 0) {
 		for (int c = 0; c < CPU_SETSIZE; c++) {
 			if (c != avoid_cpu && CPU_ISSET(c, &rt->cpus)) {
-				pin_spare(&rt->workers[pick], c);
+				pin_wake(&rt->workers[pick], c);
 				break;
 			}
 		}
@@ -1581,6 +1617,7 @@ static void *monitor_main(void *arg)
 		check_hogs(m, urt_now());
 		check_stacked(m, urt_now());
 		check_demoted(m);
+		unpin_late(m, urt_now());
 		/* Seats free while slots run (a poller took a slot, a poke
 		 * went to a spare that a handoff took, or none was idle):
 		 * fill them, and keep one idle spare besides. */

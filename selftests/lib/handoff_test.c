@@ -588,6 +588,119 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 	ASSERT_GE(polled[1], 1);	/* and after a doze */
 }
 
+/*
+ * A poller that takes a slot pins the stuck thread to its own CPU for its
+ * wake-up (so it does not land on, and preempt, another CPU's poller);
+ * back from its block, a thread that goes on with a long step must not
+ * stay pinned there next to the slot it lost: the monitor unpins it
+ * (unpin_late) within a pass or two. The blocker spins after its read
+ * and watches its own affinity mask.
+ */
+struct pin_watch {
+	int pipe[2];
+	atomic_int probed;	/* the probe ran: the slot moved */
+	int cpus_after_read;	/* CPUs in the mask right after the read */
+	int64_t unpinned_ns;	/* then until the mask was whole; -1: never */
+};
+
+static int mask_cpus(void)
+{
+	cpu_set_t set;
+
+	return sched_getaffinity(0, sizeof(set), &set) ? -1 : CPU_COUNT(&set);
+}
+
+static void *pin_probe(void *arg)
+{
+	atomic_store((atomic_int *)arg, 1);
+	return NULL;
+}
+
+static void *pin_blocker(void *arg)
+{
+	struct pin_watch *pw = arg;
+	int all = mask_cpus();
+	int64_t t0, until;
+	char c;
+
+	if (!urt_spawn_opts(NULL, pin_probe, &pw->probed,
+			    &(struct urt_spawn_opts){ .detached = true }).id)
+		return (void *)-1;
+	pw->cpus_after_read = -1;
+	if (read(pw->pipe[0], &c, 1) != 1)
+		return (void *)-1;
+	pw->cpus_after_read = mask_cpus();
+	t0 = urt_now();
+	until = t0 + MS(200) * SLOW;
+	pw->unpinned_ns = -1;
+	while (urt_now() < until) {
+		if (mask_cpus() == all) {
+			pw->unpinned_ns = urt_now() - t0;
+			break;
+		}
+	}
+	return NULL;
+}
+
+TEST(a_stuck_thread_pinned_for_its_wake_up_is_unpinned_in_a_long_step)
+{
+#ifdef URT_VM_KMOD_ONLY
+	const char *which = "kmod";
+#else
+	const char *which = "bpf";
+#endif
+	const char *skip = monitor_skip(which);
+	struct urt_config cfg;
+	struct pin_watch pw;
+	struct urt_stats st;
+	bool seen = false;
+	urt_rt *rt;
+
+	if (skip)
+		SKIP(return, "%s", skip);
+	if (mask_cpus() < 2)
+		SKIP(return, "one CPU: nothing to pin to");
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = which;
+	cfg.monitor_poll = 1;
+	cfg.monitor_threshold_ns = MS(1);
+	cfg.hog_threshold_ns = -1;	/* the spin after the read is no hog here */
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	/* The poller may lose a race to the backend's notice (no pin then):
+	 * a few tries. */
+	for (int i = 0; i < 5 && !seen; i++) {
+		int64_t deadline = urt_now() + MS(5000) * SLOW;
+		uint64_t polled;
+		urt_task_t b;
+
+		memset(&pw, 0, sizeof(pw));
+		ASSERT_EQ(0, pipe(pw.pipe));
+		ASSERT_EQ(0, urt_stats(rt, &st));
+		polled = st.poll_handoffs;
+		b = urt_spawn(rt, pin_blocker, &pw);
+		ASSERT_NE(0, b.id);
+		while (!atomic_load(&pw.probed) && urt_now() < deadline)
+			;
+		ASSERT_EQ(1, atomic_load(&pw.probed)) TH_LOG("the block was not handed off");
+		ASSERT_EQ(1, write(pw.pipe[1], "x", 1));
+		ASSERT_EQ(0, urt_join(b, NULL));
+		close(pw.pipe[0]);
+		close(pw.pipe[1]);
+		ASSERT_EQ(0, urt_stats(rt, &st));
+		TH_LOG("try %d: by a poller %d, CPUs after the read %d, unpinned after %.2f ms",
+		       i, st.poll_handoffs > polled, pw.cpus_after_read, pw.unpinned_ns / 1e6);
+		seen = st.poll_handoffs > polled && pw.cpus_after_read == 1;
+	}
+	ASSERT_EQ(0, urt_destroy(rt));
+	if (!seen)
+		SKIP(return, "no try had its slot taken by the poller before it woke");
+	/* UNPIN_LATE_NS (1 ms) after the pin, at the monitor's next pass
+	 * (every 10 ms at most with hogs off) */
+	ASSERT_GE(pw.unpinned_ns, 0);
+	ASSERT_LT(pw.unpinned_ns, MS(50) * SLOW);
+}
+
 #ifndef URT_VM_KMOD_ONLY
 /*
  * Two slots' workers stacked on one CPU while another CPU runs none of
