@@ -892,7 +892,11 @@ static void check_blocked(struct urt_monitor *m)
  *
  * The cost: while tasks run, the CPU time the workers leave idle is
  * spent polling (power, and a hyperthread sibling's speed), and one more
- * idle spare thread is kept (keep_warm) for the next poller.
+ * idle spare thread is kept (keep_warm) for the next poller. And the
+ * kernel no longer sees those CPUs idle: woken threads are placed with
+ * no idle scan (its running time is utilization), and a thread preempted
+ * elsewhere waits for a tick's balancing instead of being pulled by an
+ * idle CPU (Documentation/monitor.md, "What it cannot hide").
  *
  * It is an accelerator, not a second monitor: the backend still reports
  * blocks, a backstop later (notice_ns), for check_blocked() to hand off
