@@ -427,10 +427,12 @@ static void pin_wake(struct urt_worker *p, int cpu)
 /*
  * A stuck thread pinned for its wake-up (poll_pass) may go on with a long
  * step once back from its block, on one CPU with the slot it lost while
- * another CPU may be free (starve_spin, 2 slots: 9-10 ms runs instead of
- * 6). The monitor's pass unpins a thread pinned for longer than
- * UNPIN_LATE_NS; a spare woken meanwhile may lose a fresh pin to it,
- * which only moves where it runs.
+ * another CPU may be free; it unpins itself only as a spare. The
+ * monitor's pass unpins a thread pinned for longer than UNPIN_LATE_NS
+ * (a_stuck_thread_pinned_for_its_wake_up_is_unpinned_in_a_long_step); a
+ * spare woken meanwhile may lose a fresh pin to it, which only moves where
+ * it runs. A thread clears its pin before it exits (thread_fini), so the
+ * tid is its own.
  */
 static void unpin_late(struct urt_monitor *m, int64_t now)
 {
@@ -1248,13 +1250,6 @@ struct urt_slot *urt__monitor_poll(struct urt_worker *w)
 }
 
 /*
- * A step that runs too long: hand off. If the backend says the thread is
- * blocked in the kernel, it is a block, not a hog: handed off (not
- * demoted) once it lasted the block threshold; this also catches blocks
- * whose event was spent (proc merging a park and the block after it into
- * one). Otherwise the thread is running: a hog.
- */
-/*
  * Where the spare that takes a hog's slot should wake: on the hog's CPU
  * if every other CPU of the runtime has a slot's owner on it (at its last
  * step), else anywhere (-1: the kernel finds the free one). The hog is
@@ -1290,6 +1285,13 @@ static int hog_spare_cpu(struct urt_rt *rt, struct urt_slot *hs)
 	return hog;
 }
 
+/*
+ * A step that runs too long: hand off. If the backend says the thread is
+ * blocked in the kernel, it is a block, not a hog: handed off (not
+ * demoted) once it lasted the block threshold; this also catches blocks
+ * whose event was spent (proc merging a park and the block after it into
+ * one). Otherwise the thread is running: a hog.
+ */
 static void check_hogs(struct urt_monitor *m, int64_t now)
 {
 	struct urt_rt *rt = m->rt;
@@ -1859,6 +1861,7 @@ void urt__monitor_thread_fini(struct urt_worker *w)
 
 	if (!m)
 		return;
+	atomic_store(&w->pinned, false);	/* unpin_late: no stale tid */
 	pthread_mutex_lock(&m->reg_lock);
 	if (m->mon)
 		urt__mon_unregister(m->mon, (unsigned int)w->index);
