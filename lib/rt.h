@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rt.h - the scheduler's objects, shared by the core files
- * (sched.c, task.c, fiber.c, timer.c, runtime.c, blocking.c, sysmon.c).
+ * (sched.c, task.c, fiber.c, timer.c, runtime.c, blocking.c, and the
+ * monitor: sysmon.c, handoff.c, hog.c, poller.c).
  *
  * The model is Go's: a *slot* (Go's P) is the right to run tasks; a
  * *worker* (an M) is an OS thread that owns at most one slot; *spares* are
@@ -12,7 +13,7 @@
  *     the slot's LIFO slot, its ring's tail and its scheduling state, and
  *     only between slot_enter() and slot_exit(); any thread may steal from
  *     the ring's head.
- *   - Ownership moves only by handoff (sysmon.c): the monitor stores the
+ *   - Ownership moves only by handoff (handoff.c): the monitor stores the
  *     new owner, runs an asymmetric barrier (membarrier on the old
  *     owner's CPU), waits until the old owner is outside slot_enter/exit
  *     (its worker->busy), and only then wakes the spare (or a polling
@@ -100,8 +101,8 @@ struct urt_worker {
 	pid_t tid;
 	atomic_uint spare_word;		/* futex a spare sleeps on */
 	atomic_bool pinned;		/* woken pinned to one CPU: unpin */
-	_Atomic int64_t pinned_at;	/* ... since (sysmon.c: unpin_late) */
-	atomic_bool polling;		/* an idle spare that polls (sysmon.c) */
+	_Atomic int64_t pinned_at;	/* ... since (handoff.c: urt__unpin_late) */
+	atomic_bool polling;		/* an idle spare that polls (poller.c) */
 	_Atomic int64_t poll_at;	/* ... and when it last made a pass */
 	atomic_uint_fast64_t hog_yields; /* the hog signal's handler ran here */
 	_Atomic(struct urt_slot *) handed; /* slot given to this spare */
@@ -160,7 +161,7 @@ struct urt_rt {
 	unsigned int nslots;
 	unsigned int nworkers;		/* capacity: nslots + max_spares */
 	cpu_set_t cpus;			/* the creator's affinity: workers' own */
-	bool hog_signal;		/* workers take URT_HOG_SIGNAL (sysmon.c) */
+	bool hog_signal;		/* workers take URT_HOG_SIGNAL (hog.c) */
 	size_t stack_size;
 	struct urt_worker *workers;
 	struct urt_slot *slots;
@@ -218,7 +219,7 @@ void urt__notify_parked(struct urt_rt *rt) URT_HIDDEN;
 void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__workers_stop(struct urt_rt *rt) URT_HIDDEN;
-/* sysmon.c: gives slot s (owner blocked or hogging) to a spare; false if none. */
+/* handoff.c: gives slot s (owner blocked or hogging) to a spare; false if none. */
 struct urt_seen {		/* the task a slot was running */
 	uint64_t id;
 	char name[16];
@@ -283,7 +284,7 @@ int urt__blocking_create(struct urt_rt *rt) URT_HIDDEN;
 void urt__blocking_destroy(struct urt_rt *rt) URT_HIDDEN;
 uint64_t urt__blocking_threads(struct urt_rt *rt) URT_HIDDEN;
 
-/* sysmon.c */
+/* the monitor: sysmon.c (hog.c: slot_lost, may_spare; poller.c: poll) */
 int urt__monitor_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__monitor_stop(struct urt_rt *rt) URT_HIDDEN;	/* the thread */
 void urt__monitor_free(struct urt_rt *rt) URT_HIDDEN;	/* the backend */

@@ -26,7 +26,7 @@
  * Slot ownership and handoff (the invariants are in rt.h): every access to
  * a slot's owner-only state happens between slot_enter() and slot_exit().
  * slot_enter() publishes the thread's `busy` and then reads the owner; the
- * monitor (sysmon.c) publishes a new owner, makes sure the old owner
+ * monitor (handoff.c) publishes a new owner, makes sure the old owner
  * passes a full barrier (membarrier on its CPU; none needed if the kernel
  * found it off its CPU) and then reads the old owner's `busy`. That makes
  * the pair a Dekker handshake without a fence on the owner's fast path:
@@ -78,7 +78,7 @@ void urt__set_current_rt(struct urt_rt *rt) { tls_rt = rt; }
 
 /*
  * URT_HOG_SIGNAL, sent by the monitor to a hog's thread right after it
- * set it to nice 19 (sysmon.c, demote): give up the CPU now. EEVDF then
+ * set it to nice 19 (hog.c, urt__demote): give up the CPU now. EEVDF then
  * moves the thread's deadline a whole slice on at its new weight, so the
  * spare sharing its CPU runs; without it the hog would still finish the
  * slice it began at nice 0 (up to a tick, 4 ms). Async-signal-safe.

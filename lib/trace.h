@@ -21,7 +21,7 @@
  *   URT_TRACE_RUN(w, t) / URT_TRACE_STOP(w, t, done) task.c: a step begins / ends
  *   URT_TRACE_PARK(w, s) / URT_TRACE_UNPARK(w, s)    sched.c: slot idles / wakes
  *   URT_TRACE_STEAL(w, s, victim)                    sched.c: took work from victim slot
- *   URT_TRACE_HANDOFF(rt, s, from, to, why)          sysmon.c: why = "block" | "hog"
+ *   URT_TRACE_HANDOFF(rt, s, from, to, why)          handoff.c: why = "block" | "hog"
  *   URT_TRACE_BLOCK(rt, ev)                          sysmon.c: the backend reported
  *                                                    a block past the threshold
  *

@@ -593,7 +593,7 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
  * wake-up (so it does not land on, and preempt, another CPU's poller);
  * back from its block, a thread that goes on with a long step must not
  * stay pinned there next to the slot it lost: the monitor unpins it
- * (unpin_late) within a pass or two. The blocker spins after its read
+ * (urt__unpin_late) within a pass or two. The blocker spins after its read
  * and watches its own affinity mask.
  */
 struct pin_watch {
