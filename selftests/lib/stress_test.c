@@ -18,7 +18,9 @@
 
 FIXTURE(rt) { urt_rt *rt; };
 FIXTURE_SETUP(rt) { self->rt = test_rt(2); }
-FIXTURE_TEARDOWN(rt) { ASSERT_EQ(0, urt_destroy(self->rt)); }
+/* EXPECT: an ASSERT here after a failed one bails into teardown again
+ * (kselftest_harness.h of Linux 6.1), destroying the runtime twice. */
+FIXTURE_TEARDOWN(rt) { EXPECT_EQ(0, urt_destroy(self->rt)); self->rt = NULL; }
 
 static void *one(void *arg)
 {
