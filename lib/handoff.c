@@ -428,14 +428,15 @@ void urt__keep_warm(struct urt_rt *rt)
 		urt__spare_add(rt);
 }
 
-bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, const struct urt_handoff_note *note)
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, struct urt_worker *from,
+		  const struct urt_handoff_note *note)
 {
-	uintptr_t ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
+	uintptr_t ctl = (uintptr_t)from;
 	struct urt_monitor *m = rt->monitor;
 	struct urt_worker *p;
 
-	if (ctl & SLOT_PARKED)
-		return false;
+	if (atomic_load_explicit(&s->owner, memory_order_acquire) != ctl)
+		return false;	/* moved (or parked) since the caller looked */
 	p = spare_take(rt);
 	if (!p) {
 		/* None idle: start one and wait for it to file itself. With

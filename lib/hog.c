@@ -344,7 +344,7 @@ void urt__check_hogs(struct urt_monitor *m, int64_t now)
 		if (note.hog)
 			note.cpu = hog_spare_cpu(rt, s);
 		urt__seen_task(s, &note.seen);
-		urt__handoff(rt, s, &note);	/* the new owner: a fresh sample */
+		urt__handoff(rt, s, owner, &note);	/* the new owner: a fresh sample */
 	}
 }
 

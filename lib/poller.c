@@ -71,11 +71,13 @@ static bool poll_move(struct urt_monitor *m, struct poll_cand *c, struct urt_wor
 		.cpu = cpu,
 	};
 
+	/* From the owner the pass saw stuck: the slot may have moved since
+	 * (the monitor's backstop, another poller), and taking it from its
+	 * new owner would be a handoff of a running thread. */
 	urt__seen_task(c->s, &note.seen);
 	if (!to)
-		return urt__handoff(m->rt, c->s, &note);
-	return urt__move_slot(m->rt, c->s, atomic_load_explicit(&c->s->owner, memory_order_acquire),
-			 &note, to);
+		return urt__handoff(m->rt, c->s, &m->rt->workers[c->k], &note);
+	return urt__move_slot(m->rt, c->s, (uintptr_t)&m->rt->workers[c->k], &note, to);
 }
 
 /*

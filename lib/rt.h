@@ -219,7 +219,7 @@ void urt__notify_parked(struct urt_rt *rt) URT_HIDDEN;
 void urt__driver_kick(struct urt_rt *rt) URT_HIDDEN;
 int urt__workers_start(struct urt_rt *rt) URT_HIDDEN;
 void urt__workers_stop(struct urt_rt *rt) URT_HIDDEN;
-/* handoff.c: gives slot s (owner blocked or hogging) to a spare; false if none. */
+/* urt__handoff (below): why a slot moves, and what it was running. */
 struct urt_seen {		/* the task a slot was running */
 	uint64_t id;
 	char name[16];
@@ -237,7 +237,12 @@ unsigned int urt__unparked(struct urt_rt *rt) URT_HIDDEN;
 /* The handler of URT_HOG_SIGNAL on worker threads (sched.c). */
 #define URT_HOG_SIGNAL SIGURG
 void urt__hog_yield(int sig) URT_HIDDEN;
-bool urt__handoff(struct urt_rt *rt, struct urt_slot *s,
+/*
+ * handoff.c: gives slot s to a spare if its owner is still from, the
+ * thread the caller saw stuck (a slot that moved meanwhile is not taken
+ * from its new owner); false if it moved, parked, or no spare came.
+ */
+bool urt__handoff(struct urt_rt *rt, struct urt_slot *s, struct urt_worker *from,
 		  const struct urt_handoff_note *note) URT_HIDDEN;
 struct urt_worker *urt__spare_reserve(struct urt_rt *rt) URT_HIDDEN;
 bool urt__spare_unlist_locked(struct urt_rt *rt, int i) URT_HIDDEN;

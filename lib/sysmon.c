@@ -109,7 +109,7 @@ static void check_blocked(struct urt_monitor *m)
 		note.syscall = st.syscall;
 		note.stuck_ns = urt_now() - st.since_ns;
 		urt__seen_task(s, &note.seen);
-		if (urt__handoff(rt, s, &note))
+		if (urt__handoff(rt, s, &rt->workers[k], &note))
 			m->pending[k] = 0;
 	}
 }

@@ -26,6 +26,7 @@
 #include "kselftest_harness.h"
 #include "util.h"
 #include "bpfprogs.h"
+#include "rt.h"		/* urt__handoff, for the stale-owner case */
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SLOW 4
@@ -590,6 +591,61 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 		SKIP(return, "the pollers got %.2f ms of CPU: no idle CPU here", cpu / 1e6);
 	ASSERT_GE(polled[0], 2);	/* the role came back after a handoff */
 	ASSERT_GE(polled[1], 1);	/* and after a doze */
+}
+
+/*
+ * A handoff moves a slot only from the owner its caller saw stuck. A
+ * poller's pass, the monitor's backstop and its hog check each look, then
+ * move; meanwhile another of them may have moved the slot already, and
+ * taking it then from its new owner would hand off a running thread (and,
+ * for a hog, demote it): seen once in the VM suite, a slot "moved" from
+ * the spare running short tasks, its record naming one of them. Called
+ * here with the wrong owner, then the right one.
+ */
+static void *owner_spinner(void *arg)
+{
+	atomic_int *st = arg;
+
+	atomic_store(&st[0], 1);
+	while (!atomic_load(&st[1]))
+		;
+	return NULL;
+}
+
+TEST(a_handoff_takes_a_slot_only_from_the_owner_seen_stuck)
+{
+	struct urt_handoff_note note = { .syscall = -1, .cpu = -1 };
+	struct urt_config cfg;
+	struct urt_stats st;
+	struct urt_worker *owner, *other;
+	atomic_int sync[2] = { 0, 0 };
+	urt_task_t t;
+	urt_rt *rt;
+
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = "proc";
+	cfg.monitor_threshold_ns = MS(10000);	/* the monitor moves nothing itself */
+	cfg.hog_threshold_ns = -1;
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	t = urt_spawn(rt, owner_spinner, sync);
+	ASSERT_NE(0, t.id);
+	while (!atomic_load(&sync[0]))
+		usleep(100);
+	owner = (struct urt_worker *)atomic_load(&rt->slots[0].owner);
+	ASSERT_EQ(0, (uintptr_t)owner & SLOT_PARKED);
+	other = &rt->workers[owner == &rt->workers[0] ? 1 : 0];
+	ASSERT_FALSE(urt__handoff(rt, &rt->slots[0], other, &note));
+	ASSERT_EQ((uintptr_t)owner, atomic_load(&rt->slots[0].owner));
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	ASSERT_EQ(0, st.handoffs);
+	ASSERT_TRUE(urt__handoff(rt, &rt->slots[0], owner, &note));
+	ASSERT_NE((uintptr_t)owner, atomic_load(&rt->slots[0].owner) & ~SLOT_PARKED);
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	ASSERT_EQ(1, st.handoffs);
+	atomic_store(&sync[1], 1);
+	ASSERT_EQ(0, urt_join(t, NULL));
+	ASSERT_EQ(0, urt_destroy(rt));
 }
 
 /*
