@@ -282,8 +282,8 @@ void urt__pin_wake(struct urt_worker *p, int cpu)
  * monitor's pass unpins a thread pinned for longer than UNPIN_LATE_NS
  * (a_stuck_thread_pinned_for_its_wake_up_is_unpinned_in_a_long_step); a
  * spare woken meanwhile may lose a fresh pin to it, which only moves where
- * it runs. A thread clears its pin before it exits (thread_fini), so the
- * tid is its own.
+ * it runs. A thread clears its pin before it exits
+ * (urt__monitor_thread_fini), so the tid is its own.
  */
 void urt__unpin_late(struct urt_monitor *m, int64_t now)
 {

@@ -671,6 +671,7 @@ struct pin_watch {
 	atomic_int probed;	/* the probe ran: the slot moved */
 	int cpus_after_read;	/* CPUs in the mask right after the read */
 	int64_t unpinned_ns;	/* then until the mask was whole; -1: never */
+	int all;		/* CPUs in the runtime's mask (the test's) */
 };
 
 static int mask_cpus(void)
@@ -689,7 +690,6 @@ static void *pin_probe(void *arg)
 static void *pin_blocker(void *arg)
 {
 	struct pin_watch *pw = arg;
-	int all = mask_cpus();
 	int64_t t0, until;
 	char c;
 
@@ -704,7 +704,9 @@ static void *pin_blocker(void *arg)
 	until = t0 + MS(200) * SLOW;
 	pw->unpinned_ns = -1;
 	while (urt_now() < until) {
-		if (mask_cpus() == all) {
+		/* The runtime's whole mask, not the thread's at the task's
+		 * start: a worker may begin a task still pinned. */
+		if (mask_cpus() == pw->all) {
 			pw->unpinned_ns = urt_now() - t0;
 			break;
 		}
@@ -741,6 +743,7 @@ TEST(a_stuck_thread_pinned_for_its_wake_up_is_unpinned_in_a_long_step)
 		urt_task_t b;
 
 		memset(&pw, 0, sizeof(pw));
+		pw.all = mask_cpus();
 		ASSERT_EQ(0, pipe(pw.pipe));
 		ASSERT_EQ(0, urt_stats(rt, &st));
 		polled = st.poll_handoffs;
