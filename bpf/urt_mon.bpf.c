@@ -8,7 +8,7 @@
  *
  *   prev leaves the CPU with prev_state != 0 and !preempt   a block:
  *        states[slot] = BLOCKED since now, syscall nr, blocks++
- *        (tp_btf only) arm the slot's bpf_timer for threshold_ns
+ *        (tp_btf only) arm the slot's bpf_timer for notice_ns
  *   next enters the CPU while its slot says BLOCKED          the block ends:
  *        states[slot] = RUNNING, blocked_ns += now - since
  *
@@ -47,7 +47,6 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile __u32 target_tgid = 0;
-const volatile __u64 threshold_ns = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -107,12 +106,21 @@ __u64 nr_lost = 0;		/* ringbuf full */
 #define WR(x, v)	(*(volatile typeof(x) *)&(x) = (v))
 #define RD(x)		(*(volatile typeof(x) *)&(x))
 
+/*
+ * How long a block lasts before it is posted; 0: no timers (the tick).
+ * In .bss, not rodata: user space changes it while the program runs (the
+ * pollers', see lib/poller.c), through the skeleton's mapping. A block
+ * reads it once, when it starts; a timer that fires before the current
+ * value passed re-arms for the rest.
+ */
+__u64 notice_ns = 0;
+
 static int on_threshold(void *map, __u32 *key, struct slot_timer *t)
 {
 	struct urt_mon_state *st;
 	struct urt_mon_note n;
 	__u32 slot = *key, seq;
-	__u64 now, since;
+	__u64 now, since, notice;
 
 	__sync_lock_test_and_set(&t->armed, 0);	/* xchg: a full barrier */
 	st = bpf_map_lookup_elem(&states, &slot);
@@ -129,10 +137,11 @@ static int on_threshold(void *map, __u32 *key, struct slot_timer *t)
 	now = bpf_ktime_get_ns();
 	if (RD(st->seq) != seq)		/* it ended while we looked */
 		return 0;
-	if (now - since < threshold_ns) {
+	notice = RD(notice_ns);
+	if (now - since < notice) {
 		/* blocked, not for long enough yet: look again when due */
 		if (__sync_val_compare_and_swap(&t->armed, 0, 1) == 0)
-			bpf_timer_start(&t->timer, since + threshold_ns - now, 0);
+			bpf_timer_start(&t->timer, since + notice - now, 0);
 		return 0;
 	}
 	WR(t->reported, seq + 1);
@@ -163,6 +172,7 @@ static __always_inline void on_block(__u32 slot, __u64 now, bool use_timer)
 {
 	struct urt_mon_state *st = bpf_map_lookup_elem(&states, &slot);
 	struct slot_timer *t;
+	__u64 notice;
 	__u32 seq;
 
 	if (!st)
@@ -175,7 +185,8 @@ static __always_inline void on_block(__u32 slot, __u64 now, bool use_timer)
 	WR(st->blocks, st->blocks + 1);
 	WR(st->seq, seq + 2);
 
-	if (!use_timer || !threshold_ns)
+	notice = RD(notice_ns);
+	if (!use_timer || !notice)
 		return;
 	t = bpf_map_lookup_elem(&timers, &slot);
 	if (!t)
@@ -187,7 +198,7 @@ static __always_inline void on_block(__u32 slot, __u64 now, bool use_timer)
 	}
 	/* state written above, then armed read: pairs with the callback */
 	if (__sync_val_compare_and_swap(&t->armed, 0, 1) == 0)
-		bpf_timer_start(&t->timer, threshold_ns, 0);
+		bpf_timer_start(&t->timer, notice, 0);
 }
 
 static __always_inline void on_wake(__u32 slot, __u64 now)

@@ -76,14 +76,18 @@ struct urt_config {
 	int64_t hog_threshold_ns;	/* 0: 1 ms; < 0: no hog detection */
 	unsigned int max_spares;	/* 0: as many as there are workers */
 	/*
-	 * N > 0: while tasks run, up to N idle spare threads (at most one
-	 * per slot) poll the workers' states at SCHED_IDLE instead of
-	 * sleeping (kmod and bpf backends), and the one that sees a block
-	 * pass the threshold runs the stuck slot itself: handoffs come
-	 * sooner past the threshold, for CPU time no worker wanted
-	 * (Documentation/monitor.md, "The poller"). Only where a thread may
-	 * leave SCHED_IDLE again (CAP_SYS_NICE or RLIMIT_NICE); else none,
-	 * and urt_monitor_backend() says so. 0: off.
+	 * Pollers: idle spare threads that poll the workers' states at
+	 * SCHED_IDLE instead of sleeping (kmod and bpf backends); the one
+	 * that sees a block pass the threshold runs the stuck slot itself:
+	 * handoffs come sooner past the threshold, for CPU time no worker
+	 * wanted (Documentation/monitor.md, "The poller"). Only where a
+	 * thread may leave SCHED_IDLE again (CAP_SYS_NICE or RLIMIT_NICE);
+	 * else none, and urt_monitor_backend() says so.
+	 *   0 (auto): on demand: up to one per slot (at most 4, one per CPU)
+	 *     poll while tasks run and blocks past the threshold with tasks
+	 *     behind them keep coming (one in the last 10 ms); none else.
+	 *   N > 0: up to N (at most one per slot) poll whenever tasks run.
+	 *   -1: none.
 	 */
 	int monitor_poll;
 	/*
@@ -106,7 +110,8 @@ void urt_config_init(struct urt_config *cfg);
  *   URT_WORKERS, URT_STACK_SIZE (bytes, k/m suffix), URT_MAX_BLOCKING,
  *   URT_BLOCKING_IDLE_MS, URT_MONITOR (auto|kmod|bpf|proc|off),
  *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES,
- *   URT_MONITOR_POLL (polling spares, 0..1024), URT_HOG_SIGNAL (0|1).
+ *   URT_MONITOR_POLL (polling spares: auto, off, or 0 (off)..1024),
+ *   URT_HOG_SIGNAL (0|1).
  * A malformed or out-of-range value returns -EINVAL and writes one line
  * naming the variable to *err (if err != NULL, errlen > 0).
  */

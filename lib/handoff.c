@@ -400,6 +400,8 @@ bool urt__move_slot(struct urt_rt *rt, struct urt_slot *s, uintptr_t ctl,
 		if (note->polled)
 			urt__count(&s->polled, 1);
 		record_handoff(s, &note->seen, note->syscall, note->stuck_ns);
+		if (m && !note->hog)
+			urt__poll_arm(m, urt_now());
 	}
 	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
 	if (m)

@@ -252,6 +252,18 @@ int urt__mon_snapshot(struct urt_mon *m, unsigned int slot, struct urt_mon_wstat
 	return m->ops->snapshot(m, slot, out);
 }
 
+int urt__mon_set_notice(struct urt_mon *m, int64_t notice_ns)
+{
+	int err;
+
+	if (notice_ns <= 0)
+		return -EINVAL;
+	err = m->ops->set_notice ? m->ops->set_notice(m, notice_ns) : 0;
+	if (!err)
+		m->threshold_ns = notice_ns;
+	return err;
+}
+
 void urt__mon_kick(struct urt_mon *m)
 {
 	uint64_t one = 1;

@@ -115,7 +115,7 @@ static int bpf_try(struct urt_mon *m, struct mon_bpf *b, bool raw, bool timer,
 	other = raw ? b->skel->progs.urt_switch : b->skel->progs.urt_switch_raw;
 	bpf_program__set_autoload(other, false);
 	b->skel->rodata->target_tgid = (uint32_t)getpid();
-	b->skel->rodata->threshold_ns = timer ? (uint64_t)m->threshold_ns : 0;
+	b->skel->bss->notice_ns = timer ? (uint64_t)m->threshold_ns : 0;
 	bpf_map__set_max_entries(b->skel->maps.tid_slot, m->max_workers);
 	bpf_map__set_max_entries(b->skel->maps.states, m->max_workers);
 	bpf_map__set_max_entries(b->skel->maps.timers, timer ? m->max_workers : 1);
@@ -361,6 +361,17 @@ static int bpf_wait(struct urt_mon *m, int64_t deadline)
 	}
 }
 
+/* Timer mode: the program reads notice_ns from its mapped .bss at each
+ * block; tick mode: bpf_wait's scan reads m->threshold_ns. */
+static int bpf_set_notice(struct urt_mon *m, int64_t notice_ns)
+{
+	struct mon_bpf *b = m->priv;
+
+	if (b->timer)
+		__atomic_store_n(&b->skel->bss->notice_ns, (uint64_t)notice_ns, __ATOMIC_RELAXED);
+	return 0;
+}
+
 static const char *bpf_describe(struct urt_mon *m)
 {
 	return ((struct mon_bpf *)m->priv)->desc;
@@ -369,5 +380,5 @@ static const char *bpf_describe(struct urt_mon *m)
 const struct urt_mon_ops urt__mon_bpf_ops = {
 	.name = "bpf", .open = bpf_open, .reg = bpf_reg, .unreg = bpf_unreg,
 	.snapshot = bpf_snapshot, .wait = bpf_wait, .close = bpf_close,
-	.describe = bpf_describe,
+	.set_notice = bpf_set_notice, .describe = bpf_describe,
 };

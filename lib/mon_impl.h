@@ -29,6 +29,8 @@ struct urt_mon_ops {
 	void (*close)(struct urt_mon *m);
 	/* Optional (NULL: the backend sees every switch): see monitor.h. */
 	int (*set_wakes)(struct urt_mon *m, unsigned int slot, const atomic_uint *wakes);
+	/* Optional (NULL: its wait() reads threshold_ns): urt__mon_set_notice. */
+	int (*set_notice)(struct urt_mon *m, int64_t notice_ns);
 	/* One line for urt__mon_open's why: what the backend runs on. */
 	const char *(*describe)(struct urt_mon *m);
 };
@@ -37,7 +39,7 @@ struct urt_mon {
 	enum urt_mon_kind kind;
 	const struct urt_mon_ops *ops;
 	unsigned int max_workers;
-	int64_t threshold_ns;
+	int64_t threshold_ns;		/* the notice: urt__mon_set_notice */
 	int kick_fd;			/* eventfd: urt__mon_kick */
 	bool kicked;			/* wait(): the kick fd fired */
 	/* pending events, one per slot; the waiting thread only */

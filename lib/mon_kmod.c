@@ -217,6 +217,18 @@ static int kmod_wait(struct urt_mon *m, int64_t deadline)
 	return 0;
 }
 
+/* The module times each block with the threshold set when it started. */
+static int kmod_set_notice(struct urt_mon *m, int64_t notice_ns)
+{
+	struct mon_kmod *k = m->priv;
+	struct urt_threshold thr = { .threshold_ns = (uint64_t)notice_ns };
+
+	if (thr.threshold_ns < k->info.threshold_min_ns ||
+	    thr.threshold_ns > k->info.threshold_max_ns)
+		return -ERANGE;
+	return ioctl(k->fd, URT_IOC_SET_THRESHOLD, &thr) ? -errno : 0;
+}
+
 static const char *kmod_describe(struct urt_mon *m)
 {
 	return ((struct mon_kmod *)m->priv)->desc;
@@ -225,5 +237,5 @@ static const char *kmod_describe(struct urt_mon *m)
 const struct urt_mon_ops urt__mon_kmod_ops = {
 	.name = "kmod", .open = kmod_open, .reg = kmod_reg, .unreg = kmod_unreg,
 	.snapshot = kmod_snapshot, .wait = kmod_wait, .close = kmod_close,
-	.describe = kmod_describe,
+	.set_notice = kmod_set_notice, .describe = kmod_describe,
 };

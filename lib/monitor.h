@@ -109,6 +109,16 @@ struct urt_mon;
 int urt__mon_open(struct urt_mon **out, const char *which, unsigned int max_workers,
 		  int64_t threshold_ns, char *why, size_t whylen) URT_HIDDEN;
 
+/*
+ * Changes when the backend reports a block: after notice_ns (> 0) instead
+ * of the threshold given to urt__mon_open. A block already under way keeps
+ * the notice it started with, or a later one (kmod: the one it started
+ * with; bpf: the current one if it is later). The monitor thread only, as
+ * urt__mon_wait(). -EINVAL for notice_ns <= 0; else 0 or the backend's
+ * error (the old notice stays).
+ */
+int urt__mon_set_notice(struct urt_mon *m, int64_t notice_ns) URT_HIDDEN;
+
 /* The calling thread becomes the worker watched in slot. -EBUSY if the
  * slot is taken, -EINVAL if slot >= max_workers. OFF: does nothing. */
 int urt__mon_register(struct urt_mon *m, unsigned int slot) URT_HIDDEN;

@@ -179,8 +179,116 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w,
 	return NULL;
 }
 
+/*
+ * On demand (cfg.monitor_poll 0, the default). Pollers spend CPU time,
+ * and they pay off only in a program whose tasks block past the threshold
+ * with work queued behind them; one that never does would poll for
+ * nothing while its tasks run. So auto polls for POLL_ARM_NS after each
+ * handoff of a block (not a hog's: the monitor thread takes those, not
+ * the pollers): a program that keeps blocking (100 times a second or
+ * more) keeps them; the first block after a quiet spell goes the
+ * sleeping way (the backend's notice, the monitor, a spare: ~60 us more
+ * here at p50, over 100 us at p99). Go's scheduler spins threads looking
+ * for work on the same bet: only while there is some about.
+ */
+static bool poll_wanted(struct urt_monitor *m, int64_t now)
+{
+	return !m->poll_auto || now < atomic_load_explicit(&m->poll_until, memory_order_relaxed);
+}
+
+void urt__poll_arm(struct urt_monitor *m, int64_t now)
+{
+	if (m->poll_auto && m->max_pollers)
+		atomic_store_explicit(&m->poll_until, now + POLL_ARM_NS, memory_order_relaxed);
+}
+
+/* The backend's notice while pollers run: a backstop for when they get
+ * no CPU (urt__poll_tune). */
+static int64_t late_notice(const struct urt_rt *rt)
+{
+	int64_t t = rt->cfg.monitor_threshold_ns;
+
+	return t + (t > POLL_BACKSTOP_NS ? t : POLL_BACKSTOP_NS);
+}
+
+/*
+ * Pollers: cfg.monitor_poll of them, or on demand up to one per slot and
+ * CPU (POLL_AUTO_MAX: a big machine does not poll on dozens of CPUs at
+ * once; blocks on CPUs without one cost its poller an IPI, barrier_on);
+ * more than one per slot would never find a block to take; <= 64
+ * (poll_seats' bits).
+ */
+unsigned int urt__poll_count(const struct urt_rt *rt)
+{
+	unsigned int n = (unsigned int)rt->cfg.monitor_poll, cpus = (unsigned int)CPU_COUNT(&rt->cpus);
+
+	if (rt->cfg.monitor_poll < 0)
+		return 0;
+	if (rt->cfg.monitor_poll == 0)
+		n = cpus < POLL_AUTO_MAX ? (cpus ? cpus : 1) : POLL_AUTO_MAX;
+	if (n > rt->nslots)
+		n = rt->nslots;
+	return n < 64 ? n : 64;
+}
+
+void urt__poll_notice_reset(struct urt_monitor *m, int64_t now)
+{
+	atomic_store(&m->notice_late, false);
+	atomic_store(&m->notice_at, now);
+}
+
+/*
+ * The monitor thread's pass: the backend's notice, and the seats.
+ *
+ * While pollers run, the backend's notice is a backstop for when they get
+ * no CPU (late_notice): they hand off at the threshold, and a kernel timer
+ * firing then stops the poller on that CPU for a timer interrupt (~30 us
+ * on this VM) just when it is needed; with the notice at the threshold,
+ * detect_read on 2 slots had p99 ~200 us instead of ~90. While none runs
+ * (none wanted, none started yet, all dozing) the notice is the threshold
+ * again, or a block would wait for the backstop: back at the threshold
+ * once no poller ran at two passes in a row (a lone poller that just took
+ * a slot is replaced within a pass). Back at the threshold, pollers go on
+ * for one late notice (poll_done): blocks begun before have the late one.
+ *
+ * Seats free while slots run and pollers are wanted (a poller took a
+ * slot, a poke went to a spare that a handoff took, or none was idle):
+ * fill them, and keep one idle spare besides.
+ */
+void urt__poll_tune(struct urt_monitor *m, int64_t now)
+{
+	struct urt_rt *rt = m->rt;
+	bool want = poll_wanted(m, now), ran = atomic_load(&m->npollers) > 0;
+	bool late = want && (ran || m->poll_seen) && m->mon &&
+		    urt__mon_kind(m->mon) != URT_MON_PROC;
+	int64_t t = rt->cfg.monitor_threshold_ns;
+
+	m->poll_seen = ran;
+	if (m->mon && late != atomic_load(&m->notice_late) &&
+	    urt__mon_set_notice(m->mon, late ? late_notice(rt) : t) == 0) {
+		if (late)
+			atomic_store(&m->notice_late, true);
+		else
+			urt__poll_notice_reset(m, now);
+	}
+	if (want && urt__unparked(rt)) {
+		if (atomic_load(&m->poll_dozing))
+			atomic_store(&m->poll_dozing, false);
+		urt__poll_recruit(m, true, -1);
+		urt__keep_warm(rt);
+	}
+}
+
+/* Auto, none wanted: stop once every block under way has the threshold's
+ * notice (urt__poll_tune). */
+static bool poll_done(struct urt_monitor *m, int64_t now)
+{
+	return !poll_wanted(m, now) && !atomic_load(&m->notice_late) &&
+	       now - atomic_load(&m->notice_at) > late_notice(m->rt);
+}
+
 /* Why the poll loop ended. */
-enum poll_end { POLL_TOOK, POLL_HANDED, POLL_DOZE, POLL_STOP };
+enum poll_end { POLL_TOOK, POLL_HANDED, POLL_DOZE, POLL_DONE, POLL_STOP };
 
 static enum poll_end poll_loop(struct urt_monitor *m, struct urt_worker *w,
 			       unsigned int seat, struct urt_slot **took)
@@ -214,6 +322,8 @@ static enum poll_end poll_loop(struct urt_monitor *m, struct urt_worker *w,
 			idle_since = now;
 		else if (now - idle_since > POLL_IDLE_NS)
 			return POLL_DOZE;
+		if (poll_done(m, now))
+			return POLL_DONE;
 		*took = poll_pass(m, w, seat);
 		if (*took)
 			return POLL_TOOK;
@@ -250,7 +360,7 @@ void urt__poll_recruit(struct urt_monitor *m, bool may_start, int avoid_cpu)
 	int pick = -1;
 
 	if (atomic_load_explicit(&m->npollers, memory_order_acquire) >= m->max_pollers ||
-	    atomic_load_explicit(&m->stop, memory_order_acquire))
+	    atomic_load_explicit(&m->stop, memory_order_acquire) || !poll_wanted(m, urt_now()))
 		return;
 	urt__spin_lock(&rt->spare_lock);
 	for (int i = rt->nspares - 1; i >= 0 && pick < 0; i--)
@@ -341,7 +451,8 @@ struct urt_slot *urt__monitor_poll(struct urt_worker *w)
 	int seat;
 
 	if (!m || !m->max_pollers || atomic_load_explicit(&m->stop, memory_order_acquire) ||
-	    atomic_load_explicit(&m->poll_dozing, memory_order_acquire))
+	    atomic_load_explicit(&m->poll_dozing, memory_order_acquire) ||
+	    !poll_wanted(m, urt_now()))
 		return NULL;
 	seat = poll_role_take(m, w);
 	if (seat < 0)

@@ -115,23 +115,6 @@ static void check_blocked(struct urt_monitor *m)
 }
 
 /*
- * When the backend should tell the monitor of a block (kind: the backend
- * asked for; NULL or "auto": any). With the poller, the backend's notice
- * is a backstop for when the poller gets no CPU: the poller hands off at
- * the threshold, and a kernel timer firing then would stop it for the
- * length of a timer interrupt on a VM (~30 us here) just when it is
- * needed. proc has no poller.
- */
-static int64_t notice_ns(const struct urt_rt *rt, const char *kind)
-{
-	int64_t t = rt->cfg.monitor_threshold_ns;
-
-	if (!rt->cfg.monitor_poll || (kind && !strcmp(kind, "proc")))
-		return t;
-	return t + (t > POLL_BACKSTOP_NS ? t : POLL_BACKSTOP_NS);
-}
-
-/*
  * Two slots' owners that share a CPU while another CPU of the runtime's
  * runs none: one of them waits for the other's time slice, which with
  * EEVDF and HZ=250 lasts until the next tick, 4 ms (seen in 2-slot
@@ -247,7 +230,7 @@ static void failover(struct urt_monitor *m, int err)
 		char why[160];
 		bool ok = true;
 
-		if (urt__mon_open(&mon, next, rt->nworkers, notice_ns(rt, next),
+		if (urt__mon_open(&mon, next, rt->nworkers, rt->cfg.monitor_threshold_ns,
 				  why, sizeof(why)) == 0) {
 			for (unsigned int i = 0; i < rt->nworkers && ok; i++) {
 				struct urt_worker *w = &rt->workers[i];
@@ -271,6 +254,7 @@ static void failover(struct urt_monitor *m, int err)
 	}
 	pthread_rwlock_wrlock(&m->poll_lock);
 	m->mon = mon;
+	urt__poll_notice_reset(m, urt_now());	/* opened with the threshold */
 	if (m->polled)
 		memset(m->polled, 0, (size_t)m->max_pollers * rt->nworkers * sizeof(*m->polled));
 	pthread_rwlock_unlock(&m->poll_lock);
@@ -391,15 +375,8 @@ static void *monitor_main(void *arg)
 		check_stacked(m, urt_now());
 		urt__check_demoted(m);
 		urt__unpin_late(m, urt_now());
-		/* Seats free while slots run (a poller took a slot, a poke
-		 * went to a spare that a handoff took, or none was idle):
-		 * fill them, and keep one idle spare besides. */
-		if (m->max_pollers && urt__unparked(rt)) {
-			if (atomic_load(&m->poll_dozing))
-				atomic_store(&m->poll_dozing, false);
-			urt__poll_recruit(m, true, -1);
-			urt__keep_warm(rt);
-		}
+		if (m->max_pollers)
+			urt__poll_tune(m, urt_now());
 	}
 	return NULL;
 }
@@ -457,27 +434,18 @@ int urt__monitor_start(struct urt_rt *rt)
 	}
 	/* Linux >= 5.10 with CONFIG_RSEQ; else barrier_on() uses every CPU. */
 	m->mb_cpu = urt__membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ) == 0;
+	/* At the threshold; urt__poll_tune() moves the notice later while
+	 * pollers run. */
 	err = urt__mon_open(&m->mon, rt->cfg.monitor, rt->nworkers,
-			    notice_ns(rt, rt->cfg.monitor), m->why, sizeof(m->why));
+			    rt->cfg.monitor_threshold_ns, m->why, sizeof(m->why));
 	if (err) {
 		fprintf(stderr, "urt: %s\n", m->why);
 		goto fail;
 	}
-	if (rt->cfg.monitor_poll && urt__mon_kind(m->mon) == URT_MON_PROC) {
-		/* "auto" came down to proc, which has no poller: it needs the
-		 * threshold itself. (Keeps the first open's why.) */
-		urt__mon_close(m->mon);
-		err = urt__mon_open(&m->mon, "proc", rt->nworkers, notice_ns(rt, "proc"), NULL, 0);
-		if (err)
-			goto fail;
-	}
-	/* Pollers only where the states are shared memory; more than one
-	 * per slot would never find a block to take. */
+	/* Pollers only where the states are shared memory. */
 	if (urt__mon_kind(m->mon) != URT_MON_PROC)
-		m->max_pollers = (unsigned int)rt->cfg.monitor_poll < rt->nslots ?
-				 (unsigned int)rt->cfg.monitor_poll : rt->nslots;
-	if (m->max_pollers > 64)
-		m->max_pollers = 64;	/* poll_seats' bits */
+		m->max_pollers = urt__poll_count(rt);
+	m->poll_auto = rt->cfg.monitor_poll == 0;
 	if (m->max_pollers && !m->may_demote) {
 		/* SCHED_IDLE -> SCHED_OTHER needs what a nice 19 -> 0 does
 		 * (CAP_SYS_NICE or RLIMIT_NICE): a poller that took a slot

@@ -55,8 +55,10 @@ struct prio {
 #define POLL_PERIOD_NS	1000LL		/* a pass per */
 #define POLL_GRACE_NS	20000LL		/* another CPU's block: its poller's first */
 #define POLL_FRESH_NS	20000LL		/* a poller that made a pass this recently runs */
-#define POLL_BACKSTOP_NS 1000000LL	/* the backend's notice: this much (or a
-					 * threshold, if longer) later */
+#define POLL_BACKSTOP_NS 1000000LL	/* the backend's notice while pollers run:
+					 * this much (or a threshold, if longer) later */
+#define POLL_ARM_NS	10000000LL	/* auto: poll this long after a block's handoff */
+#define POLL_AUTO_MAX	4		/* auto: at most this many pollers */
 
 struct urt_monitor {
 	struct urt_rt *rt;
@@ -88,6 +90,13 @@ struct urt_monitor {
 	 * read mon under poll_lock (shared); failover() changes it holding
 	 * the lock exclusively. */
 	unsigned int max_pollers;	/* 0: none (not asked for, or proc); <= 64 */
+	bool poll_auto;			/* cfg.monitor_poll 0: only while poll_until */
+	_Atomic int64_t poll_until;	/* auto: a block's handoff + POLL_ARM_NS */
+	/* The backend's notice (urt__poll_tune, monitor thread): late (the
+	 * backstop) while pollers run, else the threshold, since notice_at. */
+	atomic_bool notice_late;
+	_Atomic int64_t notice_at;
+	bool poll_seen;			/* a poller ran at the last pass */
 	atomic_uint npollers;		/* spares polling now (worker->polling) */
 	atomic_ulong poll_seats;	/* bit j: a poller sits on seat j (poll_cpu) */
 	pthread_rwlock_t poll_lock;
@@ -136,6 +145,10 @@ void urt__check_hogs(struct urt_monitor *m, int64_t now) URT_HIDDEN;
 void urt__yield_hogs_on(struct urt_monitor *m, int cpu) URT_HIDDEN;
 
 /* poller.c: polling spares */
+unsigned int urt__poll_count(const struct urt_rt *rt) URT_HIDDEN;
 void urt__poll_recruit(struct urt_monitor *m, bool may_start, int avoid_cpu) URT_HIDDEN;
+void urt__poll_arm(struct urt_monitor *m, int64_t now) URT_HIDDEN;
+void urt__poll_tune(struct urt_monitor *m, int64_t now) URT_HIDDEN;
+void urt__poll_notice_reset(struct urt_monitor *m, int64_t now) URT_HIDDEN;
 
 #endif /* URT_SYSMON_H */

@@ -12,6 +12,7 @@
  * in, with the fixture's tests; a missing /dev/urt is then a failure, not a
  * skip: in the VM nothing may skip.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <pthread.h>
@@ -119,12 +120,13 @@ FIXTURE_VARIANT(handoff) {
 };
 
 /*
- * _poll: with polling spares (cfg.monitor_poll, one per slot; _poll1: one
- * for two slots, which hands a second slot to a sleeping spare itself):
- * everything must work the same (whether a poller or the backend's later
- * notice made a handoff depends on who got a CPU first:
- * the_poller_hands_off_... checks that the poller does). proc has no
- * poller (proc then runs as without it).
+ * No suffix: the default, pollers on demand (they start after the first
+ * handoff of a block). _poll: pollers whenever tasks run (one per slot;
+ * _poll1: one for two slots, which hands a second slot to a sleeping
+ * spare itself). _off: none. Everything must work the same (whether a
+ * poller or the backend's notice made a handoff depends on who got a CPU
+ * first: the_poller_hands_off_... checks that the poller does). proc has
+ * no poller (proc then runs as without it).
  */
 #ifndef URT_VM_KMOD_ONLY
 FIXTURE_VARIANT_ADD(handoff, proc_1) { .monitor = "proc", .slots = 1 };
@@ -135,11 +137,13 @@ FIXTURE_VARIANT_ADD(handoff, bpf_2) { .monitor = "bpf", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_1_poll) { .monitor = "bpf", .slots = 1, .poll = 1 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2_poll) { .monitor = "bpf", .slots = 2, .poll = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2_poll1) { .monitor = "bpf", .slots = 2, .poll = 1 };
+FIXTURE_VARIANT_ADD(handoff, bpf_2_off) { .monitor = "bpf", .slots = 2, .poll = -1 };
 #endif
 FIXTURE_VARIANT_ADD(handoff, kmod_1) { .monitor = "kmod", .slots = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2) { .monitor = "kmod", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, kmod_1_poll) { .monitor = "kmod", .slots = 1, .poll = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2_poll) { .monitor = "kmod", .slots = 2, .poll = 2 };
+FIXTURE_VARIANT_ADD(handoff, kmod_2_off) { .monitor = "kmod", .slots = 2, .poll = -1 };
 
 FIXTURE_SETUP(handoff)
 {
@@ -299,7 +303,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *s
 	ASSERT_GE(named, 1);
 	if (how == SPINNING && !hogged)
 		TH_LOG("no slot moved as a hog this time: each moved for a block first");
-	if (!variant->poll || !strcmp(variant->monitor, "proc"))
+	if (variant->poll < 0 || !strcmp(variant->monitor, "proc"))
 		ASSERT_EQ(0, st.poll_handoffs);	/* no poller */
 	TH_LOG("handoffs by the poller: %llu", (unsigned long long)st.poll_handoffs);
 	ASSERT_EQ(-EINVAL, urt_slot_stats(self->rt, n, &(struct urt_slot_stats){ 0 }));
@@ -594,6 +598,129 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 		SKIP(return, "the pollers got %.2f ms of CPU: no idle CPU here", cpu / 1e6);
 	ASSERT_GE(polled[0], 2);	/* the role came back after a handoff */
 	ASSERT_GE(polled[1], 1);	/* and after a doze */
+}
+
+/*
+ * Pollers on demand (cfg.monitor_poll 0, the default): none while tasks
+ * run and nothing blocks; after a block's handoff they poll and take the
+ * next blocks themselves; some 10 ms after the last such handoff they stop,
+ * though tasks still run. A poller names its thread "<name>-poll".
+ */
+static int poll_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;	/* the thread exited */
+		if (fgets(comm, sizeof(comm), f) && strstr(comm, "-poll"))
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
+static void *yielder(void *arg)
+{
+	while (!atomic_load((atomic_int *)arg))
+		urt_yield();
+	return NULL;
+}
+
+/* Most pollers seen running within ms while a task keeps the slot busy. */
+static int pollers_while_busy(urt_rt *rt, int64_t ms, int64_t *last_seen)
+{
+	atomic_int stop = 0;
+	int64_t until = urt_now() + MS(ms);
+	urt_task_t y = urt_spawn(rt, yielder, &stop);
+	int most = 0;
+
+	if (!y.id)
+		return -1;
+	*last_seen = 0;
+	while (urt_now() < until) {
+		int n = poll_threads();
+
+		if (n > 0)
+			*last_seen = urt_now();
+		most = n > most ? n : most;
+		usleep(500);
+	}
+	atomic_store(&stop, 1);
+	return urt_join(y, NULL) ? -1 : most;
+}
+
+TEST(pollers_run_on_demand_while_blocks_keep_coming)
+{
+	const char *which = POLL_BACKEND;
+	const char *skip = monitor_skip(which);
+	struct shared sh = { 0 };
+	struct urt_config cfg;
+	struct urt_stats st;
+	int64_t seen, t_end, cpu0, cpu;
+	int most;
+	urt_rt *rt;
+
+	if (skip)
+		SKIP(return, "%s", skip);
+	urt_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.monitor = which;
+	ASSERT_EQ(0, cfg.monitor_poll);	/* the default */
+	cfg.monitor_threshold_ns = MS(1);
+	cfg.hog_threshold_ns = -1;
+	ASSERT_EQ(0, urt_create(&rt, &cfg));
+	ASSERT_EQ(0, pipe(sh.pipe));
+
+	/* Tasks run, none blocks: nobody polls. */
+	ASSERT_EQ(0, pollers_while_busy(rt, 50, &seen));
+
+	/* Blocks with work behind them: the first goes the sleeping way,
+	 * the ones after it find pollers. */
+	cpu0 = others_cpu_ns();
+	for (int i = 0; i < 10; i++) {
+		int64_t deadline = urt_now() + MS(5000) * SLOW;
+		urt_task_t b = urt_spawn(rt, poll_blocker, &sh);
+
+		ASSERT_NE(0, b.id);
+		while (atomic_load(&sh.started) <= i && urt_now() < deadline)
+			usleep(200);
+		ASSERT_EQ(i + 1, atomic_load(&sh.started)) TH_LOG("block %d not handed off", i);
+		ASSERT_EQ(1, write(sh.pipe[1], "x", 1));
+		ASSERT_EQ(0, urt_join(b, NULL));
+	}
+	cpu = others_cpu_ns() - cpu0;
+	ASSERT_EQ(0, urt_stats(rt, &st));
+	t_end = urt_now();
+
+	/* No more blocks: the pollers stop though tasks run on (10 ms after
+	 * the last handoff, then one backstop, 1 ms, then the monitor's
+	 * pass and the poller's next look). */
+	most = pollers_while_busy(rt, 200 * SLOW, &seen);
+	ASSERT_GE(most, 0);
+	TH_LOG("handoffs %llu, by a poller %llu; after the last: pollers %s %.1f ms later",
+	       (unsigned long long)st.handoffs, (unsigned long long)st.poll_handoffs,
+	       seen ? "last seen" : "gone", seen ? (seen - t_end) / 1e6 : 0.0);
+	ASSERT_LT(seen, t_end + MS(100) * SLOW);
+	ASSERT_EQ(0, urt_destroy(rt));
+	close(sh.pipe[0]);
+	close(sh.pipe[1]);
+	if (!st.poll_handoffs && cpu < MS(2))
+		SKIP(return, "the pollers got %.2f ms of CPU: no idle CPU here", cpu / 1e6);
+	ASSERT_GE(st.poll_handoffs, 1);
+	ASSERT_GE(st.handoffs, 10);
 }
 
 /*
@@ -1669,7 +1796,7 @@ static void failover_case(struct __test_metadata *_metadata, int poll)
 
 TEST(a_backend_that_fails_mid_run_degrades_to_the_next_one)
 {
-	failover_case(_metadata, 0);
+	failover_case(_metadata, -1);
 }
 
 /* The same with the poller running: it must let go of the old backend's
@@ -1726,6 +1853,18 @@ TEST(bad_monitor_environment_values_are_errors)
 	setenv("URT_MONITOR_POLL", "2", 1);
 	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
 	ASSERT_EQ(2, cfg.monitor_poll);
+	setenv("URT_MONITOR_POLL", "0", 1);
+	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_EQ(-1, cfg.monitor_poll);	/* off, as "off" */
+	setenv("URT_MONITOR_POLL", "auto", 1);
+	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_EQ(0, cfg.monitor_poll);
+	setenv("URT_MONITOR_POLL", "off", 1);
+	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_EQ(-1, cfg.monitor_poll);
+	setenv("URT_MONITOR_POLL", "autox", 1);
+	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
+	setenv("URT_MONITOR_POLL", "2", 1);
 	setenv("URT_HOG_SIGNAL", "yes", 1);
 	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
 	ASSERT_NE(NULL, strstr(err, "URT_HOG_SIGNAL")) TH_LOG("err: %s", err);
@@ -1746,7 +1885,7 @@ TEST(bad_monitor_poll_and_hog_signal_values_are_errors)
 	urt_config_init(&cfg);
 	cfg.monitor_poll = 1025;
 	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
-	cfg.monitor_poll = -1;
+	cfg.monitor_poll = -2;
 	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
 	cfg.monitor_poll = 0;
 	cfg.hog_signal = 1;

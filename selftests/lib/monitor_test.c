@@ -388,6 +388,33 @@ TEST_F(mon, each_block_longer_than_the_threshold_is_reported_once)
 }
 
 /*
+ * The runtime moves the notice later while its pollers run, and back to
+ * the threshold when they stop (lib/poller.c): a block follows the
+ * notice set before it started.
+ */
+TEST_F(mon, the_notice_can_move_while_the_monitor_runs)
+{
+	struct worker late = { .nblocks = 3, .block_ns = MS(30), .spin_ns = MS(20) };
+	struct worker back = { .nblocks = 3, .block_ns = MS(30), .spin_ns = MS(20) };
+
+	SKIPPED();
+	ASSERT_EQ(-EINVAL, urt__mon_set_notice(self->m, 0));
+	ASSERT_EQ(0, urt__mon_set_notice(self->m, MS(80)));
+	worker_start(&late, self->m, 0, do_blocks);
+	pump_until_ready(self, &late, MS(30));
+	worker_stop(&late);
+	EXPECT_EQ(0, events_for(self, 0));	/* 30 ms blocks, an 80 ms notice */
+
+	ASSERT_EQ(0, urt__mon_set_notice(self->m, THRESHOLD));
+	worker_start(&back, self->m, 1, do_blocks);
+	pump_until_ready(self, &back, MS(30));
+	worker_stop(&back);
+	EXPECT_EQ(3, events_for(self, 1));
+	for (int i = 0; i < self->nlog; i++)
+		EXPECT_GE(self->log[i].time_ns - self->log[i].since_ns, THRESHOLD - MS(1));
+}
+
+/*
  * proc samples: it cannot see the few microseconds of running between the
  * park and the read, and used to report them as one block (ignored by the
  * runtime as a park), so the read was found only by the step check. The
