@@ -83,11 +83,11 @@ struct urt_config {
 	 * wanted (Documentation/monitor.md, "The poller"). Only where a
 	 * thread may leave SCHED_IDLE again (CAP_SYS_NICE or RLIMIT_NICE);
 	 * else none, and urt_monitor_backend() says so.
-	 *   0 (auto): on demand: up to one per slot (at most 4, one per CPU)
-	 *     poll while tasks run and blocks past the threshold with tasks
-	 *     behind them keep coming (one in the last 10 ms); none else.
+	 *   0: none (the default).
+	 *   URT_MONITOR_POLL_AUTO: on demand: up to one per slot (at most 4,
+	 *     one per CPU) poll while tasks run and blocks past the threshold
+	 *     with tasks behind them keep coming (one in the last 10 ms).
 	 *   N > 0: up to N (at most one per slot) poll whenever tasks run.
-	 *   -1: none.
 	 */
 	int monitor_poll;
 	/*
@@ -102,6 +102,9 @@ struct urt_config {
 	int hog_signal;
 };
 
+/* cfg.monitor_poll: pollers on demand (URT_MONITOR_POLL=auto). */
+#define URT_MONITOR_POLL_AUTO	(-1)
+
 /* Fills *cfg with defaults (all zero: "choose for me"). */
 void urt_config_init(struct urt_config *cfg);
 
@@ -110,7 +113,7 @@ void urt_config_init(struct urt_config *cfg);
  *   URT_WORKERS, URT_STACK_SIZE (bytes, k/m suffix), URT_MAX_BLOCKING,
  *   URT_BLOCKING_IDLE_MS, URT_MONITOR (auto|kmod|bpf|proc|off),
  *   URT_MONITOR_THRESHOLD_US, URT_HOG_THRESHOLD_US, URT_MAX_SPARES,
- *   URT_MONITOR_POLL (polling spares: auto, off, or 0 (off)..1024),
+ *   URT_MONITOR_POLL (polling spares: off, auto, or 0 (off)..1024),
  *   URT_HOG_SIGNAL (0|1).
  * A malformed or out-of-range value returns -EINVAL and writes one line
  * naming the variable to *err (if err != NULL, errlen > 0).

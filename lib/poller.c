@@ -180,7 +180,7 @@ static struct urt_slot *poll_pass(struct urt_monitor *m, struct urt_worker *w,
 }
 
 /*
- * On demand (cfg.monitor_poll 0, the default). Pollers spend CPU time,
+ * On demand (URT_MONITOR_POLL_AUTO). Pollers spend CPU time,
  * and they pay off only in a program whose tasks block past the threshold
  * with work queued behind them; one that never does would poll for
  * nothing while its tasks run. So auto polls for POLL_ARM_NS after each
@@ -222,9 +222,9 @@ unsigned int urt__poll_count(const struct urt_rt *rt)
 {
 	unsigned int n = (unsigned int)rt->cfg.monitor_poll, cpus = (unsigned int)CPU_COUNT(&rt->cpus);
 
-	if (rt->cfg.monitor_poll < 0)
-		return 0;
 	if (rt->cfg.monitor_poll == 0)
+		return 0;
+	if (rt->cfg.monitor_poll == URT_MONITOR_POLL_AUTO)
 		n = cpus < POLL_AUTO_MAX ? (cpus ? cpus : 1) : POLL_AUTO_MAX;
 	if (n > rt->nslots)
 		n = rt->nslots;
@@ -244,7 +244,8 @@ void urt__poll_notice_reset(struct urt_monitor *m, int64_t now)
  * no CPU (late_notice): they hand off at the threshold, and a kernel timer
  * firing then stops the poller on that CPU for a timer interrupt (~30 us
  * on this VM) just when it is needed; with the notice at the threshold,
- * detect_read on 2 slots had p99 ~200 us instead of ~90. While none runs
+ * detect_read on 2 slots had p99 ~200 us instead of ~90. Pollers asked
+ * for (cfg.monitor_poll N) keep it there. On demand, while none runs
  * (none wanted, none started yet, all dozing) the notice is the threshold
  * again, or a block would wait for the backstop: back at the threshold
  * once no poller ran at two passes in a row (a lone poller that just took
@@ -259,7 +260,7 @@ void urt__poll_tune(struct urt_monitor *m, int64_t now)
 {
 	struct urt_rt *rt = m->rt;
 	bool want = poll_wanted(m, now), ran = atomic_load(&m->npollers) > 0;
-	bool late = want && (ran || m->poll_seen) && m->mon &&
+	bool late = (!m->poll_auto || (want && (ran || m->poll_seen))) && m->mon &&
 		    urt__mon_kind(m->mon) != URT_MON_PROC;
 	int64_t t = rt->cfg.monitor_threshold_ns;
 

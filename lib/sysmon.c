@@ -445,7 +445,7 @@ int urt__monitor_start(struct urt_rt *rt)
 	/* Pollers only where the states are shared memory. */
 	if (urt__mon_kind(m->mon) != URT_MON_PROC)
 		m->max_pollers = urt__poll_count(rt);
-	m->poll_auto = rt->cfg.monitor_poll == 0;
+	m->poll_auto = rt->cfg.monitor_poll == URT_MONITOR_POLL_AUTO;
 	if (m->max_pollers && !m->may_demote) {
 		/* SCHED_IDLE -> SCHED_OTHER needs what a nice 19 -> 0 does
 		 * (CAP_SYS_NICE or RLIMIT_NICE): a poller that took a slot

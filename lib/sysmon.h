@@ -90,7 +90,7 @@ struct urt_monitor {
 	 * read mon under poll_lock (shared); failover() changes it holding
 	 * the lock exclusively. */
 	unsigned int max_pollers;	/* 0: none (not asked for, or proc); <= 64 */
-	bool poll_auto;			/* cfg.monitor_poll 0: only while poll_until */
+	bool poll_auto;			/* URT_MONITOR_POLL_AUTO: only while poll_until */
 	_Atomic int64_t poll_until;	/* auto: a block's handoff + POLL_ARM_NS */
 	/* The backend's notice (urt__poll_tune, monitor thread): late (the
 	 * backstop) while pollers run, else the threshold, since notice_at. */

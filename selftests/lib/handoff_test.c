@@ -120,10 +120,10 @@ FIXTURE_VARIANT(handoff) {
 };
 
 /*
- * No suffix: the default, pollers on demand (they start after the first
- * handoff of a block). _poll: pollers whenever tasks run (one per slot;
- * _poll1: one for two slots, which hands a second slot to a sleeping
- * spare itself). _off: none. Everything must work the same (whether a
+ * No suffix: the default, no pollers. _poll: pollers whenever tasks run
+ * (one per slot; _poll1: one for two slots, which hands a second slot to
+ * a sleeping spare itself). _auto: pollers on demand (they start after
+ * the first handoff of a block). Everything must work the same (whether a
  * poller or the backend's notice made a handoff depends on who got a CPU
  * first: the_poller_hands_off_... checks that the poller does). proc has
  * no poller (proc then runs as without it).
@@ -137,13 +137,15 @@ FIXTURE_VARIANT_ADD(handoff, bpf_2) { .monitor = "bpf", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_1_poll) { .monitor = "bpf", .slots = 1, .poll = 1 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2_poll) { .monitor = "bpf", .slots = 2, .poll = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2_poll1) { .monitor = "bpf", .slots = 2, .poll = 1 };
-FIXTURE_VARIANT_ADD(handoff, bpf_2_off) { .monitor = "bpf", .slots = 2, .poll = -1 };
+FIXTURE_VARIANT_ADD(handoff, bpf_2_auto) { .monitor = "bpf", .slots = 2,
+					   .poll = URT_MONITOR_POLL_AUTO };
 #endif
 FIXTURE_VARIANT_ADD(handoff, kmod_1) { .monitor = "kmod", .slots = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2) { .monitor = "kmod", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, kmod_1_poll) { .monitor = "kmod", .slots = 1, .poll = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2_poll) { .monitor = "kmod", .slots = 2, .poll = 2 };
-FIXTURE_VARIANT_ADD(handoff, kmod_2_off) { .monitor = "kmod", .slots = 2, .poll = -1 };
+FIXTURE_VARIANT_ADD(handoff, kmod_2_auto) { .monitor = "kmod", .slots = 2,
+					    .poll = URT_MONITOR_POLL_AUTO };
 
 FIXTURE_SETUP(handoff)
 {
@@ -303,7 +305,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *s
 	ASSERT_GE(named, 1);
 	if (how == SPINNING && !hogged)
 		TH_LOG("no slot moved as a hog this time: each moved for a block first");
-	if (variant->poll < 0 || !strcmp(variant->monitor, "proc"))
+	if (!variant->poll || !strcmp(variant->monitor, "proc"))
 		ASSERT_EQ(0, st.poll_handoffs);	/* no poller */
 	TH_LOG("handoffs by the poller: %llu", (unsigned long long)st.poll_handoffs);
 	ASSERT_EQ(-EINVAL, urt_slot_stats(self->rt, n, &(struct urt_slot_stats){ 0 }));
@@ -601,8 +603,8 @@ TEST(the_poller_hands_off_blocks_before_the_backend_does)
 }
 
 /*
- * Pollers on demand (cfg.monitor_poll 0, the default): none while tasks
- * run and nothing blocks; after a block's handoff they poll and take the
+ * Pollers on demand (URT_MONITOR_POLL_AUTO): none while tasks run and
+ * nothing blocks; after a block's handoff they poll and take the
  * next blocks themselves; some 10 ms after the last such handoff they stop,
  * though tasks still run. A poller names its thread "<name>-poll".
  */
@@ -678,7 +680,7 @@ TEST(pollers_run_on_demand_while_blocks_keep_coming)
 	urt_config_init(&cfg);
 	cfg.workers = 1;
 	cfg.monitor = which;
-	ASSERT_EQ(0, cfg.monitor_poll);	/* the default */
+	cfg.monitor_poll = URT_MONITOR_POLL_AUTO;
 	cfg.monitor_threshold_ns = MS(1);
 	cfg.hog_threshold_ns = -1;
 	ASSERT_EQ(0, urt_create(&rt, &cfg));
@@ -1796,7 +1798,7 @@ static void failover_case(struct __test_metadata *_metadata, int poll)
 
 TEST(a_backend_that_fails_mid_run_degrades_to_the_next_one)
 {
-	failover_case(_metadata, -1);
+	failover_case(_metadata, 0);
 }
 
 /* The same with the poller running: it must let go of the old backend's
@@ -1853,15 +1855,12 @@ TEST(bad_monitor_environment_values_are_errors)
 	setenv("URT_MONITOR_POLL", "2", 1);
 	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
 	ASSERT_EQ(2, cfg.monitor_poll);
-	setenv("URT_MONITOR_POLL", "0", 1);
-	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
-	ASSERT_EQ(-1, cfg.monitor_poll);	/* off, as "off" */
 	setenv("URT_MONITOR_POLL", "auto", 1);
 	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
-	ASSERT_EQ(0, cfg.monitor_poll);
+	ASSERT_EQ(URT_MONITOR_POLL_AUTO, cfg.monitor_poll);
 	setenv("URT_MONITOR_POLL", "off", 1);
 	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
-	ASSERT_EQ(-1, cfg.monitor_poll);
+	ASSERT_EQ(0, cfg.monitor_poll);
 	setenv("URT_MONITOR_POLL", "autox", 1);
 	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
 	setenv("URT_MONITOR_POLL", "2", 1);
