@@ -96,7 +96,7 @@ struct urt_monitor {
 	 * backstop) while pollers run, else the threshold, since notice_at. */
 	atomic_bool notice_late;
 	_Atomic int64_t notice_at;
-	bool poll_seen;			/* a poller ran at the last pass */
+	bool poll_seen;			/* auto: a poller ran since they were wanted */
 	atomic_uint npollers;		/* spares polling now (worker->polling) */
 	atomic_ulong poll_seats;	/* bit j: a poller sits on seat j (poll_cpu) */
 	pthread_rwlock_t poll_lock;
