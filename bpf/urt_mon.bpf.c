@@ -109,9 +109,9 @@ __u64 nr_lost = 0;		/* ringbuf full */
 /*
  * How long a block lasts before it is posted; 0: no timers (the tick).
  * In .bss, not rodata: user space changes it while the program runs (the
- * pollers', see lib/poller.c), through the skeleton's mapping. A block
- * reads it once, when it starts; a timer that fires before the current
- * value passed re-arms for the rest.
+ * backstop while pollers run, lib/poller.c), through the skeleton's
+ * mapping. A block reads it once, when it starts; a timer that fires
+ * before the current value passed re-arms for the rest.
  */
 __u64 notice_ns = 0;
 

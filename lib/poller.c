@@ -220,7 +220,8 @@ static int64_t late_notice(const struct urt_rt *rt)
  */
 unsigned int urt__poll_count(const struct urt_rt *rt)
 {
-	unsigned int n = (unsigned int)rt->cfg.monitor_poll, cpus = (unsigned int)CPU_COUNT(&rt->cpus);
+	unsigned int cpus = (unsigned int)CPU_COUNT(&rt->cpus);
+	unsigned int n = (unsigned int)rt->cfg.monitor_poll;
 
 	if (rt->cfg.monitor_poll == 0)
 		return 0;

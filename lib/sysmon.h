@@ -93,7 +93,8 @@ struct urt_monitor {
 	bool poll_auto;			/* URT_MONITOR_POLL_AUTO: only while poll_until */
 	_Atomic int64_t poll_until;	/* auto: a block's handoff + POLL_ARM_NS */
 	/* The backend's notice (urt__poll_tune, monitor thread): late (the
-	 * backstop) while pollers run, else the threshold, since notice_at. */
+	 * backstop) while pollers are asked for or, on demand, wanted and
+	 * seen running; else the threshold, since notice_at. */
 	atomic_bool notice_late;
 	_Atomic int64_t notice_at;
 	bool poll_seen;			/* auto: a poller ran since they were wanted */
