@@ -7,12 +7,13 @@
  *   1. take a spare thread P (a polling one, an idle one, or start one
  *      within the budget of nslots + max_spares threads), or P is the
  *      polling spare that found the block (urt__monitor_poll);
- *   2. CAS slot->owner from T (not parked) to P: fails if T parked or the
- *      slot moved meanwhile -- then give P back;
+ *   2. CAS slot->owner from T (not parked, not moving) to P | SLOT_MOVING:
+ *      fails if T parked or the slot moved meanwhile -- then give P back;
  *   3. a full barrier on T's CPU (barrier_on: membarrier), so T either
  *      saw the new owner in slot_enter or published busy = 1 before
  *      reading it;
  *   4. wait until T->busy == 0: T is outside its owner-only section;
+ *      then slot->owner = P (the mark off: the slot may move again);
  *   5. give the slot to P (handed + futex wake), or P runs it (poller).
  * T keeps running its current task step (it is stuck in it); at its next
  * slot_enter it finds it lost the slot and becomes a spare itself. So a
@@ -369,8 +370,8 @@ bool urt__move_slot(struct urt_rt *rt, struct urt_slot *s, uintptr_t ctl,
 	struct urt_task *hog = NULL;
 	uint32_t gen = 0;
 
-	if (ctl & SLOT_PARKED)
-		return false;
+	if (ctl & SLOT_FLAGS)
+		return false;	/* parked, or another handoff under way */
 	if (m && m->may_demote && note && note->hog && note->seen.id) {
 		/* Before the CAS: T notices a loss only after it; and the
 		 * spare overwrites s->cur as soon as it runs. */
@@ -385,7 +386,11 @@ bool urt__move_slot(struct urt_rt *rt, struct urt_slot *s, uintptr_t ctl,
 		gen = m->prio[old->index].lost;
 		urt__spin_unlock(&m->prio[old->index].lock);
 	}
-	if (!atomic_compare_exchange_strong(&s->owner, &ctl, (uintptr_t)p)) {
+	/* Marked until T is out: p is never inside, so a second mover that
+	 * took the slot from p now would wait for p's busy, not T's (a
+	 * poller saw a sleeping spare own a slot, "blocked" for long, and
+	 * ran the slot while T was still in it). */
+	if (!atomic_compare_exchange_strong(&s->owner, &ctl, (uintptr_t)p | SLOT_MOVING)) {
 		if (hog)
 			urt__task_unref(hog);
 		return false;
@@ -406,6 +411,8 @@ bool urt__move_slot(struct urt_rt *rt, struct urt_slot *s, uintptr_t ctl,
 	URT_TRACE_HANDOFF(rt, s, old, p, note && note->hog ? "hog" : "block");
 	if (m)
 		m->given[p->index] = urt_now();
+	/* Release: p, and whoever sees p own s, sees all of the above. */
+	atomic_store_explicit(&s->owner, (uintptr_t)p, memory_order_release);
 	/* Demote first: the spare's wake-up then finds a lighter CPU, and
 	 * may preempt the hog at once. */
 	if (hog)

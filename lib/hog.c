@@ -294,7 +294,7 @@ void urt__check_hogs(struct urt_monitor *m, int64_t now)
 			h->cpu_ns = -1;
 			continue;
 		}
-		if (!task || h->not_started || (ctl & SLOT_PARKED))
+		if (!task || h->not_started || (ctl & SLOT_FLAGS))
 			continue;
 		owner = (struct urt_worker *)ctl;
 		tid = __atomic_load_n(&owner->tid, __ATOMIC_ACQUIRE);

@@ -13,11 +13,14 @@
  *     the slot's LIFO slot, its ring's tail and its scheduling state, and
  *     only between slot_enter() and slot_exit(); any thread may steal from
  *     the ring's head.
- *   - Ownership moves only by handoff (handoff.c): the monitor stores the
- *     new owner, runs an asymmetric barrier (membarrier on the old
- *     owner's CPU), waits until the old owner is outside slot_enter/exit
- *     (its worker->busy), and only then wakes the spare (or a polling
- *     spare runs the slot itself).
+ *   - Ownership moves only by handoff (handoff.c): the mover stores the
+ *     new owner marked SLOT_MOVING, runs an asymmetric barrier
+ *     (membarrier on the old owner's CPU), waits until the old owner is
+ *     outside slot_enter/exit (its worker->busy), then clears the mark,
+ *     and only then wakes the spare (or a polling spare runs the slot
+ *     itself). While the mark is set nobody enters the slot and no other
+ *     handoff starts from it: the new owner is never inside, so a second
+ *     mover waiting for *its* busy would not wait for the old owner.
  *     The old owner notices at its next slot_enter and becomes a spare.
  *   - Every runnable task is in exactly one place: a LIFO slot, a ring, the
  *     injection queue, or held by exactly one thread: running, or a fiber
@@ -39,7 +42,10 @@
 #ifndef URT_RT_H
 #define URT_RT_H
 
-#define SLOT_PARKED ((uintptr_t)1)
+/* Low bits of slot->owner (a worker pointer: at least 8-byte aligned). */
+#define SLOT_PARKED ((uintptr_t)1)	/* its owner sleeps: nothing queued */
+#define SLOT_MOVING ((uintptr_t)2)	/* a handoff to it is under way */
+#define SLOT_FLAGS (SLOT_PARKED | SLOT_MOVING)
 
 #include <sys/types.h>
 
@@ -61,7 +67,7 @@ struct urt_worker;
 struct urt_slot {
 	struct urt_lqueue q;		/* stealable ring */
 	_Alignas(CACHELINE) _Atomic(struct urt_task *) lifo; /* owner writes; monitor peeks */
-	_Atomic(uintptr_t) owner;	/* worker pointer | SLOT_PARKED */
+	_Atomic(uintptr_t) owner;	/* worker pointer | SLOT_FLAGS */
 	atomic_uint park_state;		/* PARK_*: futex word of the owner */
 	int index;
 	bool searching;
@@ -143,6 +149,8 @@ struct urt_worker {
 	 */
 	char pad_[CACHELINE];
 };
+_Static_assert(_Alignof(struct urt_worker) > SLOT_FLAGS, "slot->owner's flag bits");
+
 
 struct urt_idle {
 	/* (searching << 16) | unparked slots: changed by atomics, under lock */

@@ -122,6 +122,8 @@ struct urt_reactor *urt__rt_reactor(struct urt_rt *rt)
 
 /* ------------------------------------------------------------ ownership */
 
+/* A parked slot is still its owner's (the driver's turn in park wakes tasks
+ * onto it); a moving one is nobody's until the mover clears the mark. */
 static inline struct urt_worker *ctl_owner(uintptr_t ctl)
 {
 	return (struct urt_worker *)(ctl & ~SLOT_PARKED);

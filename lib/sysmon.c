@@ -162,12 +162,12 @@ static void check_stacked(struct urt_monitor *m, int64_t now)
 		return;
 	for (unsigned int i = 0; i < rt->nslots; i++) {
 		uintptr_t ctl = atomic_load_explicit(&rt->slots[i].owner, memory_order_acquire);
-		struct urt_worker *w = (struct urt_worker *)(ctl & ~SLOT_PARKED);
+		struct urt_worker *w = (struct urt_worker *)(ctl & ~SLOT_FLAGS);
 		struct urt_mon_wstate st;
 		pid_t tid;
 		int cpu, to = -1;
 
-		if (!m->stalled[i] || (ctl & SLOT_PARKED))
+		if (!m->stalled[i] || (ctl & SLOT_FLAGS))
 			continue;
 		/* Blocked in the kernel, as the backend knows without a /proc
 		 * read (this runs at every pass while a slot is stuck) */
@@ -576,7 +576,7 @@ int urt_slot_stats(urt_rt *rt, unsigned int slot, struct urt_slot_stats *out)
 	memset(out, 0, sizeof(*out));
 	ctl = atomic_load_explicit(&s->owner, memory_order_acquire);
 	out->slot = slot;
-	out->owner_tid = __atomic_load_n(&((struct urt_worker *)(ctl & ~SLOT_PARKED))->tid,
+	out->owner_tid = __atomic_load_n(&((struct urt_worker *)(ctl & ~SLOT_FLAGS))->tid,
 					 __ATOMIC_RELAXED);
 	out->idle = ctl & SLOT_PARKED;
 	out->cur_task = atomic_load_explicit(&s->cur_task, memory_order_relaxed);

@@ -83,7 +83,7 @@ struct urt_shm_layout {
 	uint64_t slots, workers;	/* addresses of rt->slots[0], rt->workers[0] */
 	uint32_t slot_size, worker_size;
 	/* struct urt_slot */
-	uint32_t slot_owner;		/* uintptr_t: worker pointer | 1 when parked */
+	uint32_t slot_owner;		/* uintptr_t: worker pointer | 1 parked | 2 moving */
 	uint32_t slot_cur_task, slot_steps, slot_handoffs, slot_blocks_seen;
 	uint32_t slot_hogs, slot_blocked_ns, slot_lifo;
 	uint32_t slot_q_head;		/* uint64: steal << 32 | real */

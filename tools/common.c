@@ -320,7 +320,7 @@ int urt_read_slots(pid_t pid, const struct urt_rtview *rt, struct urt_slot_view 
 	}
 	for (unsigned int i = 0; i < h->nslots; i++) {
 		const char *s = slots + (size_t)i * l->slot_size;
-		uint64_t owner = rd64(s, l->slot_owner), wp = owner & ~(uint64_t)1;
+		uint64_t owner = rd64(s, l->slot_owner), wp = owner & ~(uint64_t)3;
 		uint64_t head = rd64(s, l->slot_q_head);
 		uint32_t tail = rd32(s, l->slot_q_tail);
 		struct urt_slot_view *v = &sv[i];
