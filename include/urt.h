@@ -83,10 +83,12 @@ struct urt_config {
 	 * wanted (Documentation/monitor.md, "The poller"). Only where a
 	 * thread may leave SCHED_IDLE again (CAP_SYS_NICE or RLIMIT_NICE);
 	 * else none, and urt_monitor_backend() says so.
-	 *   0: none (the default).
-	 *   URT_MONITOR_POLL_AUTO: on demand: up to one per slot (at most 4,
-	 *     one per CPU) poll while tasks run and blocks past the threshold
-	 *     with tasks behind them keep coming (one in the last 10 ms).
+	 *   0 or URT_MONITOR_POLL_AUTO (the default): on demand: up to one
+	 *     per slot (at most 4, one per CPU) poll while tasks run and
+	 *     blocks past the threshold with tasks behind them keep coming
+	 *     (one in the last 10 ms); a program that never blocks never
+	 *     polls.
+	 *   URT_MONITOR_POLL_OFF: none.
 	 *   N > 0: up to N (at most one per slot) poll whenever tasks run.
 	 */
 	int monitor_poll;
@@ -102,8 +104,10 @@ struct urt_config {
 	int hog_signal;
 };
 
-/* cfg.monitor_poll: pollers on demand (URT_MONITOR_POLL=auto). */
+/* cfg.monitor_poll: pollers on demand (URT_MONITOR_POLL=auto, the
+ * default), or none (URT_MONITOR_POLL=off or 0). */
 #define URT_MONITOR_POLL_AUTO	(-1)
+#define URT_MONITOR_POLL_OFF	(-2)
 
 /* Fills *cfg with defaults (all zero: "choose for me"). */
 void urt_config_init(struct urt_config *cfg);

@@ -72,7 +72,8 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		if (!v)
 			continue;
 		if (i == 7 && (!strcmp(v, "auto") || !strcmp(v, "off"))) {
-			cfg->monitor_poll = v[0] == 'a' ? URT_MONITOR_POLL_AUTO : 0;
+			cfg->monitor_poll = v[0] == 'a' ? URT_MONITOR_POLL_AUTO :
+					    URT_MONITOR_POLL_OFF;
 			continue;
 		}
 		if (parse_size(v, vars[i].min, vars[i].max, vars[i].suffix, &x)) {
@@ -89,7 +90,7 @@ int urt_config_from_env(struct urt_config *cfg, char *err, size_t errlen)
 		case 4: cfg->monitor_threshold_ns = (int64_t)x * 1000; break;
 		case 5: cfg->hog_threshold_ns = (int64_t)x * 1000; break;
 		case 6: cfg->max_spares = (unsigned int)x; break;
-		case 7: cfg->monitor_poll = (int)x; break;
+		case 7: cfg->monitor_poll = x ? (int)x : URT_MONITOR_POLL_OFF; break;
 		case 8: cfg->hog_signal = x ? 0 : -1; break;
 		}
 	}
@@ -155,7 +156,9 @@ int urt__config_resolve(struct urt_config *cfg)
 		cfg->max_spares = cfg->workers;
 	if (cfg->max_spares > 1024)
 		return -EINVAL;
-	if (cfg->monitor_poll < URT_MONITOR_POLL_AUTO || cfg->monitor_poll > 1024)
+	if (cfg->monitor_poll == 0)
+		cfg->monitor_poll = URT_MONITOR_POLL_AUTO;
+	if (cfg->monitor_poll < URT_MONITOR_POLL_OFF || cfg->monitor_poll > 1024)
 		return -EINVAL;
 	if (cfg->hog_signal != 0 && cfg->hog_signal != -1)
 		return -EINVAL;

@@ -223,7 +223,7 @@ unsigned int urt__poll_count(const struct urt_rt *rt)
 	unsigned int cpus = (unsigned int)CPU_COUNT(&rt->cpus);
 	unsigned int n = (unsigned int)rt->cfg.monitor_poll;
 
-	if (rt->cfg.monitor_poll == 0)
+	if (rt->cfg.monitor_poll == URT_MONITOR_POLL_OFF)
 		return 0;
 	if (rt->cfg.monitor_poll == URT_MONITOR_POLL_AUTO)
 		n = cpus < POLL_AUTO_MAX ? (cpus ? cpus : 1) : POLL_AUTO_MAX;

@@ -120,10 +120,10 @@ FIXTURE_VARIANT(handoff) {
 };
 
 /*
- * No suffix: the default, no pollers. _poll: pollers whenever tasks run
- * (one per slot; _poll1: one for two slots, which hands a second slot to
- * a sleeping spare itself). _auto: pollers on demand (they start after
- * the first handoff of a block). Everything must work the same (whether a
+ * No suffix: the default, pollers on demand (they start after the first
+ * handoff of a block). _off: no pollers. _poll: pollers whenever tasks
+ * run (one per slot; _poll1: one for two slots, which hands a second slot
+ * to a sleeping spare itself). Everything must work the same (whether a
  * poller or the backend's notice made a handoff depends on who got a CPU
  * first: the_poller_hands_off_... checks that the poller does). proc has
  * no poller (proc then runs as without it).
@@ -137,15 +137,15 @@ FIXTURE_VARIANT_ADD(handoff, bpf_2) { .monitor = "bpf", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_1_poll) { .monitor = "bpf", .slots = 1, .poll = 1 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2_poll) { .monitor = "bpf", .slots = 2, .poll = 2 };
 FIXTURE_VARIANT_ADD(handoff, bpf_2_poll1) { .monitor = "bpf", .slots = 2, .poll = 1 };
-FIXTURE_VARIANT_ADD(handoff, bpf_2_auto) { .monitor = "bpf", .slots = 2,
-					   .poll = URT_MONITOR_POLL_AUTO };
+FIXTURE_VARIANT_ADD(handoff, bpf_2_off) { .monitor = "bpf", .slots = 2,
+					  .poll = URT_MONITOR_POLL_OFF };
 #endif
 FIXTURE_VARIANT_ADD(handoff, kmod_1) { .monitor = "kmod", .slots = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2) { .monitor = "kmod", .slots = 2 };
 FIXTURE_VARIANT_ADD(handoff, kmod_1_poll) { .monitor = "kmod", .slots = 1, .poll = 1 };
 FIXTURE_VARIANT_ADD(handoff, kmod_2_poll) { .monitor = "kmod", .slots = 2, .poll = 2 };
-FIXTURE_VARIANT_ADD(handoff, kmod_2_auto) { .monitor = "kmod", .slots = 2,
-					    .poll = URT_MONITOR_POLL_AUTO };
+FIXTURE_VARIANT_ADD(handoff, kmod_2_off) { .monitor = "kmod", .slots = 2,
+					   .poll = URT_MONITOR_POLL_OFF };
 
 FIXTURE_SETUP(handoff)
 {
@@ -1863,7 +1863,10 @@ TEST(bad_monitor_environment_values_are_errors)
 	ASSERT_EQ(URT_MONITOR_POLL_AUTO, cfg.monitor_poll);
 	setenv("URT_MONITOR_POLL", "off", 1);
 	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
-	ASSERT_EQ(0, cfg.monitor_poll);
+	ASSERT_EQ(URT_MONITOR_POLL_OFF, cfg.monitor_poll);
+	setenv("URT_MONITOR_POLL", "0", 1);
+	ASSERT_EQ(0, urt_config_from_env(&cfg, err, sizeof(err)));
+	ASSERT_EQ(URT_MONITOR_POLL_OFF, cfg.monitor_poll);
 	setenv("URT_MONITOR_POLL", "autox", 1);
 	ASSERT_EQ(-EINVAL, urt_config_from_env(&cfg, err, sizeof(err)));
 	setenv("URT_MONITOR_POLL", "2", 1);
@@ -1887,7 +1890,7 @@ TEST(bad_monitor_poll_and_hog_signal_values_are_errors)
 	urt_config_init(&cfg);
 	cfg.monitor_poll = 1025;
 	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
-	cfg.monitor_poll = -2;
+	cfg.monitor_poll = -3;
 	ASSERT_EQ(-EINVAL, urt_create(&rt, &cfg));
 	cfg.monitor_poll = 0;
 	cfg.hog_signal = 1;

@@ -37,20 +37,20 @@ TOP = os.path.abspath(os.path.join(HERE, "..", ".."))
 NCPU = len(os.sched_getaffinity(0))
 WORKERS = sorted({1, NCPU})
 MONITOR_BACKENDS = ["proc", "bpf", "kmod"]
-# Columns beyond the backends, for bpf: polling spares on demand
-# (URT_MONITOR_POLL=auto), and whenever tasks run, one per slot
-# (URT_MONITOR_POLL is capped at the slot count; Documentation/monitor.md,
-# "The poller").
+# Columns beyond the backends, for bpf: no polling spares
+# (URT_MONITOR_POLL=off; the default polls on demand), and polling spares
+# whenever tasks run, one per slot (URT_MONITOR_POLL is capped at the slot
+# count; Documentation/monitor.md, "The poller").
 POLL_SUFFIX = "+poll"
-AUTO_SUFFIX = "+auto"
+OFF_SUFFIX = "+off"
 
 
 def mon_env(b):
     """The environment that runs urt with monitor column b."""
     if b.endswith(POLL_SUFFIX):
         return {"URT_MONITOR": b[:-len(POLL_SUFFIX)], "URT_MONITOR_POLL": str(NCPU)}
-    if b.endswith(AUTO_SUFFIX):
-        return {"URT_MONITOR": b[:-len(AUTO_SUFFIX)], "URT_MONITOR_POLL": "auto"}
+    if b.endswith(OFF_SUFFIX):
+        return {"URT_MONITOR": b[:-len(OFF_SUFFIX)], "URT_MONITOR_POLL": "off"}
     return {"URT_MONITOR": b}
 
 
@@ -489,7 +489,7 @@ def main():
     backends = ["off"] + [b for b in MONITOR_BACKENDS if avail.get(b, "") is None]
     if "bpf" in backends:
         backends.insert(backends.index("bpf") + 1, "bpf" + POLL_SUFFIX)
-        backends.insert(backends.index("bpf") + 1, "bpf" + AUTO_SUFFIX)
+        backends.insert(backends.index("bpf") + 1, "bpf" + OFF_SUFFIX)
     if has_monitor:
         CALLGRIND_ENV["URT_MONITOR"] = "off"
     workloads = [w for w in WORKLOADS if not a.only or a.only in w.name]
@@ -622,8 +622,8 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
              "~20% as noise, and prefer the instruction counts further down.\n")
     if has_monitor:
         mon_note = ("one urt column per monitor backend that starts here, with "
-                    "liburt's default, no pollers; bpf%s: pollers on demand; "
-                    "bpf%s: pollers whenever tasks run" % (AUTO_SUFFIX, POLL_SUFFIX))
+                    "liburt's default, pollers on demand; bpf%s: no pollers; "
+                    "bpf%s: pollers whenever tasks run" % (OFF_SUFFIX, POLL_SUFFIX))
         unavailable = ["%s (%s)" % (b, why) for b, why in avail.items() if why]
     else:
         mon_note = "monitor: not yet (liburt has no URT_MONITOR yet; urt runs with " \
@@ -759,7 +759,7 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
         L.append("- starvation within 10% of the no-blocking ideal with kmod or bpf: "
                  "not measurable yet (no monitor)")
         L.append("- monitor overhead under 3%: not measurable yet (no monitor)")
-    for b in ("kmod", "bpf", "bpf" + AUTO_SUFFIX, "bpf" + POLL_SUFFIX):
+    for b in ("kmod", "bpf", "bpf" + OFF_SUFFIX, "bpf" + POLL_SUFFIX):
         if not has_monitor:
             break
         if b not in backends:
@@ -777,7 +777,7 @@ def render(workloads, s, mem, cg, mon, runner, rounds, samples, elapsed, smoke):
                     L.append("- %s, %d worker%s, monitor %s: %.2f x the ideal "
                              "(target <= 1.10): %s" % (w.name, n, "s" if n > 1 else "", b,
                                                        r, "met" if r <= 1.10 else "not met"))
-    for b in ("bpf", "bpf" + AUTO_SUFFIX, "bpf" + POLL_SUFFIX):
+    for b in ("bpf", "bpf" + OFF_SUFFIX, "bpf" + POLL_SUFFIX):
         if b not in backends:
             continue
         for w in workloads:
