@@ -305,7 +305,7 @@ static void run_case(struct __test_metadata *_metadata, FIXTURE_DATA(handoff) *s
 	ASSERT_GE(named, 1);
 	if (how == SPINNING && !hogged)
 		TH_LOG("no slot moved as a hog this time: each moved for a block first");
-	if (!variant->poll || !strcmp(variant->monitor, "proc"))
+	if (variant->poll == URT_MONITOR_POLL_OFF || !strcmp(variant->monitor, "proc"))
 		ASSERT_EQ(0, st.poll_handoffs);	/* no poller */
 	TH_LOG("handoffs by the poller: %llu", (unsigned long long)st.poll_handoffs);
 	ASSERT_EQ(-EINVAL, urt_slot_stats(self->rt, n, &(struct urt_slot_stats){ 0 }));

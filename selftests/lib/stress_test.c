@@ -17,7 +17,25 @@
 #endif
 
 FIXTURE(rt) { urt_rt *rt; };
-FIXTURE_SETUP(rt) { self->rt = test_rt(2); }
+FIXTURE_VARIANT(rt) { int poll; };
+/*
+ * default: pollers on demand, so only after a block's handoff (TSan makes
+ * steps slow enough for those); pollers: two poll whenever tasks run, and
+ * the monitor hands its slots to them first. A handoff to a spare that a
+ * poller could take again before the old owner was out showed up here
+ * (rt.h, SLOT_MOVING).
+ */
+FIXTURE_VARIANT_ADD(rt, default) { .poll = 0 };
+FIXTURE_VARIANT_ADD(rt, pollers) { .poll = 2 };
+FIXTURE_SETUP(rt)
+{
+	struct urt_config cfg;
+
+	urt_config_init(&cfg);
+	cfg.workers = 2;
+	cfg.monitor_poll = variant->poll;
+	ASSERT_EQ(0, urt_create(&self->rt, &cfg));
+}
 /* EXPECT: an ASSERT here after a failed one bails into teardown again
  * (kselftest_harness.h of Linux 6.1), destroying the runtime twice. */
 FIXTURE_TEARDOWN(rt) { EXPECT_EQ(0, urt_destroy(self->rt)); self->rt = NULL; }
