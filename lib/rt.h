@@ -151,7 +151,6 @@ struct urt_worker {
 };
 _Static_assert(_Alignof(struct urt_worker) > SLOT_FLAGS, "slot->owner's flag bits");
 
-
 struct urt_idle {
 	/* (searching << 16) | unparked slots: changed by atomics, under lock */
 	atomic_uint state;
