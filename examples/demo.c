@@ -212,7 +212,8 @@ static double starve_once(const char *monitor, int poll, int show)
 
 static int part2(void)
 {
-	/* +poll: the same backend with the poller (URT_MONITOR_POLL=1) */
+	/* The default, pollers on demand (a single block like this one goes
+	 * the sleeping way); +poll: pollers whenever tasks run (URT_MONITOR_POLL=1) */
 	static const struct { const char *name; int poll; } monitors[] = {
 		{ "off", 0 }, { "proc", 0 }, { "bpf", 0 }, { "bpf", 1 }, { "kmod", 0 }, { "kmod", 1 },
 	};

@@ -1816,7 +1816,7 @@ static void failover_case(struct __test_metadata *_metadata, int poll)
 
 TEST(a_backend_that_fails_mid_run_degrades_to_the_next_one)
 {
-	failover_case(_metadata, 0);
+	failover_case(_metadata, URT_MONITOR_POLL_OFF);
 }
 
 /* The same with the poller running: it must let go of the old backend's

@@ -43,6 +43,8 @@ start_bg() {
 
 # start_victim ARGS... / start_multirt ARGS...: set $VP / $MP
 start_victim()  { local rc=0; start_bg "$V" "$@" || rc=$?; VP=$BP; return $rc; }
+start_multirt() { local rc=0; start_bg "$M" "$@" || rc=$?; MP=$BP; return $rc; }
+
 # Known, not understood yet (Documentation/status.md): now and then a
 # kernel block on a worker's track ends after a task began on it, as if a
 # switch-in was not seen. known_overlap JSON NAME CHECK-ARGS...: true when
@@ -57,7 +59,6 @@ known_overlap() {
 	cp "$json" "$keep" 2>/dev/null
 	echo "# known overlap ($(grep -m1 ' overlaps ' "$tmp/chk")); kept in $keep; recording again"
 }
-start_multirt() { local rc=0; start_bg "$M" "$@" || rc=$?; MP=$BP; return $rc; }
 
 # wait_for FILE PATTERN: until PATTERN is in FILE (a tool says it attached), 20 s
 wait_for() {
